@@ -1,0 +1,96 @@
+import { createRequire } from 'node:module';
+import type { Cluster, Redis } from 'ioredis';
+
+// redlock 5.0.0-beta.2 ships its .d.ts outside its `exports` map, so TypeScript's NodeNext
+// resolution cannot see it. The few members used here are declared below and the CommonJS build
+// is loaded; this module is the only one that imports redlock.
+interface RedlockExecutionStats {
+  readonly votesAgainst: Map<unknown, Error>;
+}
+
+interface RedlockLock {
+  expiration: number;
+  release(): Promise<unknown>;
+}
+
+interface RedlockInstance {
+  acquire(
+    resources: string[],
+    durationMs: number,
+    settings?: { retryCount?: number },
+  ): Promise<RedlockLock>;
+}
+
+interface RedlockModule {
+  default: new (
+    clients: Iterable<Redis | Cluster>,
+    settings?: { driftFactor?: number; retryCount?: number; retryDelay?: number; retryJitter?: number },
+  ) => RedlockInstance;
+  ExecutionError: new (...args: never[]) => Error & {
+    attempts: ReadonlyArray<Promise<RedlockExecutionStats>>;
+  };
+  ResourceLockedError: new (...args: never[]) => Error;
+}
+
+const redlock = createRequire(import.meta.url)('redlock') as RedlockModule;
+
+/** A held fleet lock. */
+export interface LockLease {
+  /** Validity left, in milliseconds, by the local clock and Redlock's drift allowance. */
+  remainingMs(): number;
+  /** Releases the lock; throws when it could not (an expired lease, Redis down). */
+  release(): Promise<void>;
+}
+
+/**
+ * The fleet refresh lock: one holder at a time across every pod. An interface of two calls, so
+ * the lock library can be swapped without touching the refresh protocol.
+ */
+export interface FleetLock {
+  /**
+   * Tries once to take the lock for `ttlMs`. Returns undefined when another holder has it, and
+   * throws when Redis could not be asked.
+   */
+  tryAcquire(resource: string, ttlMs: number): Promise<LockLease | undefined>;
+}
+
+/** A Redlock lock over one Redis, or a quorum of several independent masters. */
+export function createRedlockFleetLock(clients: ReadonlyArray<Redis | Cluster>): FleetLock {
+  // retryCount 0: the cache waits for the holder's `refreshed` message itself instead of polling.
+  const instance = new redlock.default(clients, { retryCount: 0, driftFactor: 0.01 });
+
+  return {
+    async tryAcquire(resource, ttlMs) {
+      let lock: RedlockLock;
+      try {
+        lock = await instance.acquire([resource], ttlMs, { retryCount: 0 });
+      } catch (error) {
+        if (await isHeldByAnother(error)) {
+          return undefined;
+        }
+        throw error;
+      }
+
+      return {
+        remainingMs: () => lock.expiration - Date.now(),
+        release: async () => {
+          await lock.release();
+        },
+      };
+    },
+  };
+}
+
+/** Tells a lock held by another pod apart from a Redis failure in a failed acquire. */
+async function isHeldByAnother(error: unknown): Promise<boolean> {
+  if (!(error instanceof redlock.ExecutionError)) {
+    return false;
+  }
+
+  const attempts = await Promise.all(error.attempts);
+  const votesAgainst = attempts.flatMap((stats) => [...stats.votesAgainst.values()]);
+  return (
+    votesAgainst.length > 0 &&
+    votesAgainst.every((vote) => vote instanceof redlock.ResourceLockedError)
+  );
+}

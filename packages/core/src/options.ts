@@ -1,0 +1,258 @@
+import type { Cluster, Redis } from 'ioredis';
+import type { Logger } from 'pino';
+import type { Registry } from 'prom-client';
+import type { TokenProvider } from './provider.js';
+import type { SealingKey } from './seal.js';
+import type { RenewalScheduler } from './token-cache-types.js';
+
+/** A lifetime-dependent margin: takes the token's stored life in milliseconds, returns milliseconds. */
+export type MarginFunction = (lifetimeMs: number) => number;
+
+/** Retries of a refresh after a transient token endpoint fault (5xx, timeout, reset). */
+export interface RetryOptions {
+  /** Total attempts, the first included. Default 3; 1 disables retries. */
+  attempts?: number;
+  /** Back-off before the second attempt, in milliseconds, doubled each time. Default 250. */
+  baseDelayMs?: number;
+  /** Upper bound of one back-off, in milliseconds. Default 5000. */
+  maxDelayMs?: number;
+}
+
+export interface TokenCacheOptions {
+  /** An ioredis `Redis` or `Cluster` that the caller owns, or a `redis://` / `rediss://` URL. */
+  redis: Redis | Cluster | string;
+  /** Sends the token requests: `quiqup()` or `oauth2ClientCredentials()`. */
+  provider: TokenProvider;
+  /** Prefix of every Redis key. Default `tokenfleet`. */
+  keyPrefix?: string;
+  /**
+   * Margin, in milliseconds, by which the stored life is shorter than the endpoint's
+   * `expires_in`, so that a token is never sent in its last moments. Default 60000. It never
+   * exceeds half the token's life: a 30 s token keeps 15 s. 0 disables the margin.
+   */
+  skewMs?: number;
+  /**
+   * How long before the stored expiry a refresh starts while callers keep the current token, in
+   * milliseconds, or a function of the stored life. Default: 20% of the life, at most one hour
+   * (12 minutes for a 1-hour staging token, 1 hour for a 7-day production token). 0 disables
+   * refresh ahead; renewal jobs then run at expiry.
+   */
+  refreshAheadMs?: number | MarginFunction;
+  /**
+   * TTL of the fleet refresh lock, in milliseconds. Default 30000. Must exceed
+   * `requestTimeoutMs` by at least 1000 ms, so a token request never outlives the lock.
+   */
+  lockTtlMs?: number;
+  /** Timeout of one token request, in milliseconds. Default 10000. */
+  requestTimeoutMs?: number;
+  /**
+   * How long a pod waits for another pod's refresh before it raises `LockTimeoutError`, in
+   * milliseconds. Default: `lockTtlMs` + `requestTimeoutMs`, enough for one dead lock holder.
+   */
+  lockWaitTimeoutMs?: number;
+  /** Timeout of every Redis command this cache sends, in milliseconds. Default 2000. */
+  redisTimeoutMs?: number;
+  /**
+   * Fleet-wide back-off after the endpoint rejected the client (400 or 401), in milliseconds.
+   * Default 60000. 0 disables it.
+   */
+  rejectedClientCooldownMs?: number;
+  /** Retries of transient token endpoint faults within one refresh. */
+  retry?: RetryOptions;
+  /**
+   * Keys that seal the stored token with AES-256-GCM. The first seals; all are tried to open.
+   * Default: one key derived with HKDF-SHA256 from the provider's client secret.
+   */
+  sealingKeys?: SealingKey[];
+  /** Adds a renewal job after each refresh; see `createRenewalQueue()` in `@tokenfleet/refresher`. */
+  renewal?: RenewalScheduler;
+  /** pino logger; the cache logs through `logger.child({ component: 'token-cache' })`. Default: silent. */
+  logger?: Logger;
+  /** prom-client registry for the cache's metrics. Default: no metrics. */
+  metricsRegistry?: Registry;
+}
+
+/** Defaults of every optional setting of `createTokenCache()`. */
+export const DEFAULT_TOKEN_CACHE_OPTIONS = Object.freeze({
+  keyPrefix: 'tokenfleet',
+  skewMs: 60_000,
+  refreshAheadMs: defaultRefreshAheadMs as MarginFunction,
+  lockTtlMs: 30_000,
+  requestTimeoutMs: 10_000,
+  redisTimeoutMs: 2_000,
+  rejectedClientCooldownMs: 60_000,
+  retry: Object.freeze({ attempts: 3, baseDelayMs: 250, maxDelayMs: 5_000 }),
+});
+
+/** Smallest gap between `lockTtlMs` and `requestTimeoutMs`, for the lock round trips. */
+export const MIN_LOCK_MARGIN_MS = 1_000;
+
+/** Share of a token's stored life that the default refresh-ahead margin takes. */
+const DEFAULT_REFRESH_AHEAD_SHARE = 0.2;
+
+/** Cap of the default refresh-ahead margin: an hour is enough to ride out an endpoint outage. */
+const DEFAULT_REFRESH_AHEAD_MAX_MS = 3_600_000;
+
+/** Returns the default refresh-ahead margin for a token with `lifetimeMs` of stored life. */
+export function defaultRefreshAheadMs(lifetimeMs: number): number {
+  return Math.min(Math.floor(lifetimeMs * DEFAULT_REFRESH_AHEAD_SHARE), DEFAULT_REFRESH_AHEAD_MAX_MS);
+}
+
+/** Options with every default filled in and every value checked. */
+export interface ResolvedTokenCacheOptions {
+  redis: Redis | Cluster | string;
+  provider: TokenProvider;
+  keyPrefix: string;
+  skewMs: number;
+  refreshAheadMs: MarginFunction;
+  lockTtlMs: number;
+  requestTimeoutMs: number;
+  lockWaitTimeoutMs: number;
+  redisTimeoutMs: number;
+  rejectedClientCooldownMs: number;
+  retry: Required<RetryOptions>;
+  sealingKeys: SealingKey[] | undefined;
+  renewal: RenewalScheduler | undefined;
+  logger: Logger | undefined;
+  metricsRegistry: Registry | undefined;
+}
+
+/** Checks the caller's options and returns a new object with the defaults filled in. */
+export function resolveTokenCacheOptions(options: TokenCacheOptions): ResolvedTokenCacheOptions {
+  if (options === null || typeof options !== 'object') {
+    throw invalidArgType('options', 'an object', options);
+  }
+  if (typeof options.redis !== 'string' && (options.redis === null || typeof options.redis !== 'object')) {
+    throw invalidArgType('options.redis', 'an ioredis client or a redis:// URL', options.redis);
+  }
+  if (!options.provider || typeof options.provider.requestToken !== 'function') {
+    throw invalidArgType('options.provider', 'a token provider such as quiqup()', options.provider);
+  }
+
+  const defaults = DEFAULT_TOKEN_CACHE_OPTIONS;
+  const keyPrefix = options.keyPrefix ?? defaults.keyPrefix;
+  if (typeof keyPrefix !== 'string' || keyPrefix.length === 0 || /[{}\s]/.test(keyPrefix)) {
+    throw invalidArgValue('options.keyPrefix', 'a non-empty string without braces or spaces', keyPrefix);
+  }
+
+  const skewMs = nonNegativeInteger('options.skewMs', options.skewMs, defaults.skewMs);
+  const requestTimeoutMs = positiveInteger(
+    'options.requestTimeoutMs',
+    options.requestTimeoutMs,
+    defaults.requestTimeoutMs,
+  );
+  const lockTtlMs = positiveInteger('options.lockTtlMs', options.lockTtlMs, defaults.lockTtlMs);
+  if (lockTtlMs < requestTimeoutMs + MIN_LOCK_MARGIN_MS) {
+    throw invalidArgValue(
+      'options.lockTtlMs',
+      `at least options.requestTimeoutMs + ${MIN_LOCK_MARGIN_MS} (${requestTimeoutMs + MIN_LOCK_MARGIN_MS})`,
+      lockTtlMs,
+    );
+  }
+  const lockWaitTimeoutMs = positiveInteger(
+    'options.lockWaitTimeoutMs',
+    options.lockWaitTimeoutMs,
+    lockTtlMs + requestTimeoutMs,
+  );
+  const redisTimeoutMs = positiveInteger(
+    'options.redisTimeoutMs',
+    options.redisTimeoutMs,
+    defaults.redisTimeoutMs,
+  );
+  const rejectedClientCooldownMs = nonNegativeInteger(
+    'options.rejectedClientCooldownMs',
+    options.rejectedClientCooldownMs,
+    defaults.rejectedClientCooldownMs,
+  );
+
+  return {
+    redis: options.redis,
+    provider: options.provider,
+    keyPrefix,
+    skewMs,
+    refreshAheadMs: resolveRefreshAhead(options.refreshAheadMs),
+    lockTtlMs,
+    requestTimeoutMs,
+    lockWaitTimeoutMs,
+    redisTimeoutMs,
+    rejectedClientCooldownMs,
+    retry: resolveRetry(options.retry),
+    sealingKeys: options.sealingKeys ? [...options.sealingKeys] : undefined,
+    renewal: options.renewal,
+    logger: options.logger,
+    metricsRegistry: options.metricsRegistry,
+  };
+}
+
+function resolveRefreshAhead(value: number | MarginFunction | undefined): MarginFunction {
+  if (value === undefined) {
+    return DEFAULT_TOKEN_CACHE_OPTIONS.refreshAheadMs;
+  }
+  if (typeof value === 'function') {
+    return value;
+  }
+  const fixedMs = nonNegativeInteger('options.refreshAheadMs', value, 0);
+  return () => fixedMs;
+}
+
+function resolveRetry(retry: RetryOptions | undefined): Required<RetryOptions> {
+  const defaults = DEFAULT_TOKEN_CACHE_OPTIONS.retry;
+  const attempts = positiveInteger('options.retry.attempts', retry?.attempts, defaults.attempts);
+  const baseDelayMs = nonNegativeInteger(
+    'options.retry.baseDelayMs',
+    retry?.baseDelayMs,
+    defaults.baseDelayMs,
+  );
+  const maxDelayMs = nonNegativeInteger(
+    'options.retry.maxDelayMs',
+    retry?.maxDelayMs,
+    defaults.maxDelayMs,
+  );
+  return { attempts, baseDelayMs, maxDelayMs };
+}
+
+function nonNegativeInteger(path: string, value: number | undefined, fallback: number): number {
+  if (value === undefined) {
+    return fallback;
+  }
+  if (typeof value !== 'number') {
+    throw invalidArgType(path, 'a number', value);
+  }
+  if (!Number.isSafeInteger(value) || value < 0) {
+    throw invalidArgValue(path, 'a non-negative integer', value);
+  }
+  return value;
+}
+
+function positiveInteger(path: string, value: number | undefined, fallback: number): number {
+  const resolved = nonNegativeInteger(path, value, fallback);
+  if (resolved === 0) {
+    throw invalidArgValue(path, 'a positive integer', value);
+  }
+  return resolved;
+}
+
+/** A `TypeError` with Node's `ERR_INVALID_ARG_TYPE` code. */
+export function invalidArgType(path: string, expected: string, actual: unknown): TypeError {
+  const error = new TypeError(`"${path}" must be ${expected}, received ${describe(actual)}`);
+  return Object.assign(error, { code: 'ERR_INVALID_ARG_TYPE' });
+}
+
+/** A `TypeError` with Node's `ERR_INVALID_ARG_VALUE` code. */
+export function invalidArgValue(path: string, expected: string, actual: unknown): TypeError {
+  const error = new TypeError(`"${path}" must be ${expected}, received ${describe(actual)}`);
+  return Object.assign(error, { code: 'ERR_INVALID_ARG_VALUE' });
+}
+
+function describe(value: unknown): string {
+  if (value === null) {
+    return 'null';
+  }
+  if (typeof value === 'number' || typeof value === 'boolean') {
+    return String(value);
+  }
+  if (typeof value === 'string') {
+    return `a string of length ${value.length}`;
+  }
+  return `type ${typeof value}`;
+}

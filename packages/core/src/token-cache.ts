@@ -1,0 +1,806 @@
+import { EventEmitter } from 'node:events';
+import { performance } from 'node:perf_hooks';
+import { Redis, type Cluster } from 'ioredis';
+import { type Logger, pino } from 'pino';
+import {
+  ClientRejectedError,
+  InvalidTokenResponseError,
+  LockTimeoutError,
+  RateLimitedError,
+  TokenCacheClosedError,
+  type TokenfleetError,
+  TokenEndpointError,
+} from './errors.js';
+import { createRedlockFleetLock, type FleetLock, type LockLease } from './fleet-lock.js';
+import { buildTokenKeys, computeTokenId, hashToken, type TokenKeys } from './keys.js';
+import { cooldownError, encodeCooldown, storedLifetimeMs } from './lifetime.js';
+import { type CacheMetrics, type CacheMetricsSource, cacheMetricsFor } from './metrics.js';
+import {
+  type ResolvedTokenCacheOptions,
+  resolveTokenCacheOptions,
+  type TokenCacheOptions,
+} from './options.js';
+import type { TokenGrant } from './provider.js';
+import { RedisTokenStore, RedisUnavailableError, type StoredToken } from './redis-store.js';
+import { createSealer, deriveSealingKey, type Sealer } from './seal.js';
+import { sleep } from './timers.js';
+import type {
+  RefreshReason,
+  RenewResult,
+  TokenCache,
+  TokenCacheEvents,
+  TokenInfo,
+  TokenStatus,
+} from './token-cache-types.js';
+import { decodeTokenRecord, encodeTokenRecord, type TokenRecord } from './token-record.js';
+import { TokenSubscription } from './token-subscription.js';
+
+/** After a failed Redis command, how long the cache serves from memory before it asks Redis again. */
+const REDIS_RETRY_INTERVAL_MS = 1_000;
+
+/** Longest single wait for another pod's refresh before the lock and Redis are checked again. */
+const LOCK_CHECK_INTERVAL_MS = 2_000;
+
+/** Fleet-wide back-off after a response that was not a usable token, so a bad endpoint is not hammered. */
+const INVALID_RESPONSE_COOLDOWN_MS = 5_000;
+
+/** First back-off after a failed background refresh, doubled up to `retry.maxDelayMs`. */
+const BACKGROUND_RETRY_BASE_MS = 1_000;
+
+/** Errors whose cooldown is already set, so the retry loop does not set another. */
+const cooledDown = new WeakSet<object>();
+
+/** A token held in this process, with deadlines on the local monotonic clock. */
+interface MemoryEntry {
+  token: string;
+  hash: string;
+  generation: number;
+  /** Monotonic time after which the token is never handed out. */
+  deadline: number;
+  /** Monotonic time at which the renewal job should have run. */
+  renewalDueAt: number;
+  /** Monotonic time from which callers start a background refresh themselves. */
+  refreshAheadAt: number;
+  record: TokenRecord | undefined;
+}
+
+/** Result of one refresh flight, shared by every caller that joined it. */
+interface FlightResult {
+  entry: MemoryEntry;
+  source: 'redis' | 'upstream';
+}
+
+/** Decides whether a stored token ends a refresh without a token request. */
+type AcceptStored = (entry: MemoryEntry, now: number) => boolean;
+
+/**
+ * Creates a fleet-shared token cache for one provider. Connections made from a URL are owned and
+ * closed by `close()`; a client passed in stays open.
+ */
+export function createTokenCache(options: TokenCacheOptions): TokenCache {
+  return new FleetTokenCache(resolveTokenCacheOptions(options));
+}
+
+class FleetTokenCache extends EventEmitter<TokenCacheEvents> implements TokenCache {
+  readonly id: string;
+
+  readonly #options: ResolvedTokenCacheOptions;
+  readonly #keys: TokenKeys;
+  readonly #redis: Redis | Cluster;
+  readonly #ownsRedis: boolean;
+  readonly #store: RedisTokenStore;
+  readonly #lock: FleetLock;
+  readonly #sealer: Sealer;
+  readonly #subscription: TokenSubscription;
+  readonly #logger: Logger;
+  readonly #metrics: CacheMetrics | undefined;
+  readonly #closeController = new AbortController();
+  readonly #metricsSource: CacheMetricsSource;
+
+  #memory: MemoryEntry | undefined;
+  #memoryVerified = false;
+  #memoryHits = 0;
+  #flight: Promise<FlightResult> | undefined;
+  #backgroundRefresh: Promise<void> | undefined;
+  #nextBackgroundAttemptAt = 0;
+  #backgroundFailures = 0;
+  #redisRetryAt = 0;
+  #degraded = false;
+  #overdueWarnedGeneration = -1;
+  #closed = false;
+
+  constructor(options: ResolvedTokenCacheOptions) {
+    super();
+    this.#options = options;
+    this.id = computeTokenId(options.provider.identity);
+    this.#keys = buildTokenKeys(options.keyPrefix, this.id);
+    this.#logger = (options.logger ?? pino({ level: 'silent' })).child({
+      component: 'token-cache',
+      tokenId: this.id,
+    });
+
+    if (typeof options.redis === 'string') {
+      this.#redis = new Redis(options.redis, {
+        maxRetriesPerRequest: 1,
+        commandTimeout: options.redisTimeoutMs,
+        connectTimeout: options.redisTimeoutMs,
+      });
+      this.#ownsRedis = true;
+    } else {
+      this.#redis = options.redis;
+      this.#ownsRedis = false;
+    }
+    // A connection error is reported through failed commands; without a listener ioredis would
+    // print every reconnect attempt.
+    this.#redis.on('error', (err: Error) => this.#logRedisError(err));
+
+    this.#store = new RedisTokenStore(this.#redis, this.#keys, options.redisTimeoutMs);
+    this.#lock = createRedlockFleetLock([this.#redis]);
+    this.#sealer = createSealer(
+      options.sealingKeys ?? [deriveSealingKey(options.provider.sealingSecret, this.id)],
+    );
+    this.#subscription = new TokenSubscription({
+      redis: this.#redis,
+      channel: this.#keys.events,
+      logger: this.#logger,
+      onMessage: (message) => this.#onMessage(message),
+      onResubscribed: () => {
+        // Messages may have been missed while the subscriber was away: read Redis before memory.
+        this.#memoryVerified = false;
+      },
+    });
+
+    this.#metricsSource = {
+      tokenId: this.id,
+      memoryHits: () => this.#memoryHits,
+      remainingMs: () => this.#memory && this.#memory.deadline - performance.now(),
+      renewalOverdueMs: () => {
+        const entry = this.#memory;
+        const now = performance.now();
+        return entry === undefined || now < entry.renewalDueAt ? 0 : now - entry.renewalDueAt;
+      },
+      degraded: () => this.#degraded,
+    };
+    if (options.metricsRegistry) {
+      this.#metrics = cacheMetricsFor(options.metricsRegistry);
+      this.#metrics.add(this.#metricsSource);
+    }
+  }
+
+  getToken(): Promise<string> {
+    // The hot path: no I/O and no allocation beyond the returned promise.
+    const entry = this.#memory;
+    if (entry !== undefined && this.#memoryVerified && !this.#closed) {
+      const now = performance.now();
+      if (now < entry.deadline) {
+        this.#memoryHits += 1;
+        if (now >= entry.refreshAheadAt) {
+          this.#refreshAheadInBackground(entry, now);
+        }
+        return Promise.resolve(entry.token);
+      }
+    }
+    return this.#getTokenSlow().then((info) => info.token);
+  }
+
+  async getTokenInfo(): Promise<TokenInfo> {
+    const entry = this.#memory;
+    const now = performance.now();
+    if (entry !== undefined && this.#memoryVerified && !this.#closed && now < entry.deadline) {
+      this.#memoryHits += 1;
+      if (now >= entry.refreshAheadAt) {
+        this.#refreshAheadInBackground(entry, now);
+      }
+      return toInfo(entry, 'memory', now);
+    }
+    return this.#getTokenSlow();
+  }
+
+  async invalidate(token: string): Promise<boolean> {
+    this.#assertOpen();
+    if (typeof token !== 'string' || token.length === 0) {
+      throw Object.assign(new TypeError('"token" must be a non-empty string'), {
+        code: 'ERR_INVALID_ARG_TYPE',
+      });
+    }
+
+    const hash = hashToken(token);
+    if (this.#memory?.hash === hash) {
+      this.#memory = undefined;
+    }
+
+    let deleted = false;
+    try {
+      deleted = await this.#store.deleteIfHash(hash, JSON.stringify({ type: 'invalidated', h: hash }));
+    } catch (error) {
+      this.#onRedisFailure(error);
+    }
+    this.#logger.info({ deleted }, 'token invalidated');
+    this.emit('invalidated', { origin: 'local' });
+    return deleted;
+  }
+
+  async refresh(): Promise<TokenInfo> {
+    this.#assertOpen();
+    const seenGeneration = this.#memory?.generation ?? 0;
+    const result = await this.#joinFlight('forced', (entry) => entry.generation > seenGeneration);
+    return toInfo(result.entry, result.source, performance.now());
+  }
+
+  async renew(generation: number): Promise<RenewResult> {
+    this.#assertOpen();
+    if (!Number.isSafeInteger(generation) || generation < 0) {
+      throw Object.assign(new TypeError('"generation" must be a non-negative integer'), {
+        code: 'ERR_INVALID_ARG_VALUE',
+      });
+    }
+
+    const result = await this.#joinFlight('renewal', (entry) => entry.generation > generation, generation);
+    const entry = result.entry;
+    const remainingMs = Math.max(0, Math.round(entry.deadline - performance.now()));
+    let outcome: RenewResult['outcome'] = 'superseded';
+    if (result.source === 'upstream') {
+      outcome = 'refreshed';
+    } else if (entry.record?.r === 'renewal' && entry.record.rg === generation) {
+      outcome = 'fresh';
+    }
+    return { outcome, generation: entry.generation, remainingMs };
+  }
+
+  async status(): Promise<TokenStatus> {
+    this.#assertOpen();
+    const [stored, generationCounter] = await Promise.all([
+      this.#store.read(),
+      this.#store.currentGeneration(),
+    ]);
+    const record = stored.value === undefined ? undefined : decodeTokenRecord(stored.value);
+    return {
+      tokenId: this.id,
+      label: record?.label ?? this.#options.provider.label,
+      generationCounter,
+      generation: record?.g,
+      remainingMs: record === undefined ? undefined : stored.pttlMs,
+      refreshedAt: record?.t,
+      reason: record?.r,
+      cooldownMs: stored.cooldown === undefined ? 0 : Math.max(0, stored.cooldownPttlMs),
+    };
+  }
+
+  /** The renewal margin of a token with `lifetimeMs` of stored life, in milliseconds. */
+  refreshAheadMs(lifetimeMs: number): number {
+    return clampMargin(this.#options.refreshAheadMs(lifetimeMs), lifetimeMs);
+  }
+
+  async close(): Promise<void> {
+    if (this.#closed) {
+      return;
+    }
+    this.#closed = true;
+    this.#closeController.abort();
+    this.#metrics?.remove(this.#metricsSource);
+
+    await Promise.allSettled([this.#flight, this.#backgroundRefresh]);
+    await this.#subscription.close();
+    if (this.#ownsRedis) {
+      await this.#redis.quit().catch(() => this.#redis.disconnect());
+    }
+    this.#logger.debug('token cache closed');
+    this.emit('closed');
+  }
+
+  // ---- reading -------------------------------------------------------------------------------
+
+  async #getTokenSlow(): Promise<TokenInfo> {
+    this.#assertOpen();
+    const now = performance.now();
+    const memory = this.#memory;
+
+    if (now < this.#redisRetryAt) {
+      return this.#serveWithoutRedis(memory, now);
+    }
+
+    const epoch = this.#subscription.epoch;
+    let stored: StoredToken;
+    try {
+      stored = await this.#store.read();
+    } catch (error) {
+      this.#onRedisFailure(error);
+      return this.#serveWithoutRedis(memory, performance.now());
+    }
+    this.#onRedisSuccess();
+
+    const readAt = performance.now();
+    const entry = this.#entryFromStore(stored, readAt);
+    if (entry !== undefined) {
+      this.#remember(entry, epoch);
+      this.#metrics?.countHit(this.id, 'redis');
+      if (readAt >= entry.refreshAheadAt) {
+        this.#refreshAheadInBackground(entry, readAt);
+      }
+      return toInfo(entry, 'redis', readAt);
+    }
+
+    if (stored.cooldown !== undefined && stored.cooldownPttlMs > 0) {
+      throw cooldownError(stored.cooldown, stored.cooldownPttlMs);
+    }
+
+    const result = await this.#joinFlight('missing', () => true);
+    return toInfo(result.entry, result.source, performance.now());
+  }
+
+  /** Serves the in-process token while Redis is down, or fetches one without the fleet lock. */
+  async #serveWithoutRedis(memory: MemoryEntry | undefined, now: number): Promise<TokenInfo> {
+    if (memory !== undefined && now < memory.deadline) {
+      this.#memoryHits += 1;
+      return toInfo(memory, 'memory', now);
+    }
+    const result = await this.#joinFlight('missing', () => true);
+    return toInfo(result.entry, result.source, performance.now());
+  }
+
+  /** Opens a stored record; a record that does not decode or unseal is a cache miss. */
+  #entryFromStore(stored: StoredToken, now: number): MemoryEntry | undefined {
+    if (stored.value === undefined || stored.pttlMs <= 0) {
+      return undefined;
+    }
+    const record = decodeTokenRecord(stored.value);
+    const token = record === undefined ? undefined : this.#sealer.open(record.s);
+    if (record === undefined || token === undefined || hashToken(token) !== record.h) {
+      this.#logger.warn('stored token record is unreadable, treating it as missing');
+      return undefined;
+    }
+    return this.#buildEntry(token, record, stored.pttlMs, now);
+  }
+
+  #buildEntry(token: string, record: TokenRecord, remainingMs: number, now: number): MemoryEntry {
+    const deadline = now + remainingMs;
+    // A token that came back unchanged is kept to its real end and asked for again then.
+    const aheadMs = record.same ? 0 : this.refreshAheadMs(record.l);
+    const renewalDueAt = deadline - aheadMs;
+    // Pods step in at half the margin, so a running refresher renews first.
+    const refreshAheadAt = deadline - aheadMs / 2;
+    return { token, hash: record.h, generation: record.g, deadline, renewalDueAt, refreshAheadAt, record };
+  }
+
+  #remember(entry: MemoryEntry, epoch: number): void {
+    const current = this.#memory;
+    if (current === undefined || entry.generation >= current.generation || current.deadline <= performance.now()) {
+      this.#memory = entry;
+    }
+    this.#memoryVerified = this.#subscription.isSubscribedAt(epoch);
+  }
+
+  // ---- refreshing ----------------------------------------------------------------------------
+
+  /** Joins the running refresh of this process, or starts one. */
+  async #joinFlight(reason: RefreshReason, accept: AcceptStored, renewsGeneration?: number): Promise<FlightResult> {
+    for (;;) {
+      const running = this.#flight;
+      if (running === undefined) {
+        const flight = this.#refreshFlight(reason, accept, renewsGeneration).finally(() => {
+          if (this.#flight === flight) {
+            this.#flight = undefined;
+          }
+        });
+        this.#flight = flight;
+        return flight;
+      }
+
+      const result = await running;
+      if (accept(result.entry, performance.now()) || result.source === 'upstream') {
+        return result;
+      }
+    }
+  }
+
+  async #refreshFlight(reason: RefreshReason, accept: AcceptStored, renewsGeneration?: number): Promise<FlightResult> {
+    const startedAt = performance.now();
+    const waitDeadline = startedAt + this.#options.lockWaitTimeoutMs;
+    let waitedMs = 0;
+
+    for (;;) {
+      this.#assertOpen();
+      let lease: LockLease | undefined;
+      try {
+        lease = await this.#lock.tryAcquire(this.#keys.lock, this.#options.lockTtlMs);
+      } catch (error) {
+        this.#onRedisFailure(error);
+        return this.#fetchWithoutRedis(reason);
+      }
+
+      if (lease !== undefined) {
+        if (waitedMs > 0) {
+          this.#metrics?.observeLockWait(waitedMs / 1000);
+        }
+        return this.#refreshUnderLock(lease, reason, accept, renewsGeneration);
+      }
+
+      const waitStart = performance.now();
+      const stored = await this.#waitForOtherPod(Math.max(0, waitDeadline - waitStart));
+      waitedMs += performance.now() - waitStart;
+      const now = performance.now();
+      const entry = stored === undefined ? undefined : this.#entryFromStore(stored, now);
+      if (entry !== undefined && accept(entry, now)) {
+        this.#remember(entry, this.#subscription.epoch);
+        this.#metrics?.observeLockWait(waitedMs / 1000);
+        return { entry, source: 'redis' };
+      }
+      if (stored?.cooldown !== undefined && stored.cooldownPttlMs > 0 && entry === undefined) {
+        throw cooldownError(stored.cooldown, stored.cooldownPttlMs);
+      }
+      if (now >= waitDeadline) {
+        throw new LockTimeoutError(
+          `no token appeared within ${Math.round(waitedMs)} ms while another pod held the refresh lock (options.lockWaitTimeoutMs)`,
+          { waitedMs: Math.round(waitedMs) },
+        );
+      }
+    }
+  }
+
+  /**
+   * Waits for another pod's `refreshed` message, or until its lock goes, whichever comes first,
+   * then reads Redis. Returns undefined when Redis could not be read.
+   */
+  async #waitForOtherPod(maxWaitMs: number): Promise<StoredToken | undefined> {
+    try {
+      const lockPttlMs = await this.#store.lockPttl();
+      const waitMs = Math.min(maxWaitMs, LOCK_CHECK_INTERVAL_MS, Math.max(lockPttlMs, 10));
+      this.#logger.debug({ waitMs }, 'waiting for another pod to refresh');
+      await this.#subscription.nextRefreshed(waitMs, this.#closeController.signal);
+      return await this.#store.read();
+    } catch (error) {
+      if (error instanceof RedisUnavailableError) {
+        this.#onRedisFailure(error);
+        return undefined;
+      }
+      throw error;
+    }
+  }
+
+  async #refreshUnderLock(
+    lease: LockLease,
+    reason: RefreshReason,
+    accept: AcceptStored,
+    renewsGeneration: number | undefined,
+  ): Promise<FlightResult> {
+    try {
+      const stored = await this.#store.read();
+      const now = performance.now();
+      const entry = this.#entryFromStore(stored, now);
+      if (entry !== undefined && accept(entry, now)) {
+        this.#remember(entry, this.#subscription.epoch);
+        this.#metrics?.countRefresh(this.id, reason, 'skipped');
+        return { entry, source: 'redis' };
+      }
+      if (stored.cooldown !== undefined && stored.cooldownPttlMs > 0) {
+        throw cooldownError(stored.cooldown, stored.cooldownPttlMs);
+      }
+
+      return await this.#requestWithRetries(lease, reason, entry, renewsGeneration);
+    } catch (error) {
+      if (error instanceof RedisUnavailableError) {
+        this.#onRedisFailure(error);
+        return this.#fetchWithoutRedis(reason);
+      }
+      throw error;
+    } finally {
+      lease.release().catch((err: unknown) => {
+        // An expired lease cannot be released; Redis drops it at its TTL.
+        this.#logger.debug({ err }, 'lock release failed');
+      });
+    }
+  }
+
+  async #requestWithRetries(
+    lease: LockLease,
+    reason: RefreshReason,
+    previous: MemoryEntry | undefined,
+    renewsGeneration: number | undefined,
+  ): Promise<FlightResult> {
+    const { attempts, baseDelayMs, maxDelayMs } = this.#options.retry;
+    const requestTimeoutMs = this.#options.requestTimeoutMs;
+
+    for (let attempt = 1; ; attempt += 1) {
+      if (lease.remainingMs() <= requestTimeoutMs) {
+        throw new LockTimeoutError(
+          `the refresh lock has ${Math.max(0, Math.round(lease.remainingMs()))} ms left, less than options.requestTimeoutMs (${requestTimeoutMs})`,
+          { waitedMs: 0 },
+        );
+      }
+
+      const generation = await this.#store.nextGeneration();
+      try {
+        return await this.#requestAndStore(generation, reason, previous, renewsGeneration);
+      } catch (error) {
+        const retryable = error instanceof TokenEndpointError && attempt < attempts;
+        if (!retryable) {
+          if (!cooledDown.has(error as object)) {
+            await this.#startCooldownFor(error);
+          }
+          throw error;
+        }
+
+        const backoffMs = Math.min(maxDelayMs, baseDelayMs * 2 ** (attempt - 1));
+        const delayMs = Math.max(error.retryAfterMs ?? 0, Math.round(Math.random() * backoffMs));
+        if (lease.remainingMs() - delayMs <= requestTimeoutMs) {
+          throw error;
+        }
+        this.#logger.warn({ err: error, attempt, delayMs }, 'token request failed, retrying');
+        await sleep(delayMs, this.#closeController.signal);
+      }
+    }
+  }
+
+  async #requestAndStore(
+    generation: number,
+    reason: RefreshReason,
+    previous: MemoryEntry | undefined,
+    renewsGeneration: number | undefined,
+  ): Promise<FlightResult> {
+    const grant = await this.#requestToken(reason, generation);
+    const receivedAt = performance.now();
+    // `expiresInMs` already has the request's duration taken off (see #requestToken).
+    const lifetimeMs = storedLifetimeMs(grant.expiresInMs, this.#options.skewMs);
+    const hash = hashToken(grant.accessToken);
+    const same = previous?.hash === hash || this.#memory?.hash === hash;
+
+    if (lifetimeMs === 0) {
+      const error = new InvalidTokenResponseError(
+        `token endpoint returned a token with no usable life (expires_in ${Math.round(grant.expiresInMs) / 1000} s, options.skewMs ${this.#options.skewMs})`,
+        { status: 200, reason: 'expires_in leaves no usable life' },
+      );
+      // The same token again means the endpoint reuses it until its real end: ask again then.
+      const cooldownMs = same && grant.expiresInMs > 0 ? grant.expiresInMs : INVALID_RESPONSE_COOLDOWN_MS;
+      await this.#startCooldown(error, cooldownMs);
+      throw error;
+    }
+
+    const record: TokenRecord = {
+      v: 1,
+      g: generation,
+      s: this.#sealer.seal(grant.accessToken),
+      h: hash,
+      l: lifetimeMs,
+      r: reason,
+      t: Date.now(),
+      label: this.#options.provider.label,
+    };
+    if (reason === 'renewal' && renewsGeneration !== undefined) {
+      record.rg = renewsGeneration;
+    }
+    if (same) {
+      record.same = true;
+    }
+
+    const value = encodeTokenRecord(record);
+    const message = JSON.stringify({ type: 'refreshed', g: generation, px: lifetimeMs, record: value });
+    const { written, storedGeneration } = await this.#store.writeIfNewer(generation, value, lifetimeMs, message);
+
+    if (!written) {
+      // A newer generation is stored: this pod's lock expired while it waited for the endpoint.
+      this.#metrics?.countRefresh(this.id, reason, 'fenced');
+      this.#logger.warn({ generation, storedGeneration }, 'token write rejected by a newer generation');
+      const entry = this.#entryFromStore(await this.#store.read(), performance.now());
+      if (entry === undefined) {
+        throw new TokenEndpointError('token write lost to a newer generation that is no longer stored');
+      }
+      this.#remember(entry, this.#subscription.epoch);
+      return { entry, source: 'redis' };
+    }
+
+    const entry = this.#buildEntry(grant.accessToken, record, lifetimeMs, receivedAt);
+    this.#remember(entry, this.#subscription.epoch);
+    this.#metrics?.countRefresh(this.id, reason, 'success');
+    this.#metrics?.countHit(this.id, 'upstream');
+    this.#logger.info(
+      { generation, remainingMs: lifetimeMs, reason, sameToken: same, createdAt: grant.createdAt },
+      'token refreshed',
+    );
+    this.emit('refreshed', { generation, remainingMs: lifetimeMs, reason, origin: 'local' });
+    await this.#scheduleRenewal(entry, lifetimeMs);
+    return { entry, source: 'upstream' };
+  }
+
+  /** Sends one token request, with the timeout and metrics around it. */
+  async #requestToken(reason: RefreshReason, generation: number): Promise<TokenGrant> {
+    const timeoutMs = this.#options.requestTimeoutMs;
+    const signal = AbortSignal.any([AbortSignal.timeout(timeoutMs), this.#closeController.signal]);
+    this.#logger.debug({ reason, generation }, 'refreshing token');
+
+    const sentAt = performance.now();
+    try {
+      const grant = await this.#options.provider.requestToken({ signal, timeoutMs });
+      this.#metrics?.observeTokenRequest((performance.now() - sentAt) / 1000, 'success');
+      if (grant.expiresInDefaulted) {
+        this.#logger.warn(
+          { defaultExpiresInMs: grant.expiresInMs },
+          'token response has no expires_in, using the default lifetime',
+        );
+      }
+      return { ...grant, expiresInMs: grant.expiresInMs - (performance.now() - sentAt) };
+    } catch (error) {
+      this.#metrics?.observeTokenRequest((performance.now() - sentAt) / 1000, 'failure');
+      this.#metrics?.countRefresh(this.id, reason, 'failure');
+      this.#logger.warn({ err: error, reason, generation }, 'token refresh failed');
+      this.emit('refreshFailed', { reason, err: error as Error });
+      throw error;
+    }
+  }
+
+  /** Starts the fleet-wide cooldown that `error` calls for, if any. */
+  async #startCooldownFor(error: unknown): Promise<void> {
+    let pxMs = 0;
+    if (error instanceof RateLimitedError) {
+      pxMs = error.retryAfterMs;
+    } else if (error instanceof ClientRejectedError) {
+      pxMs = this.#options.rejectedClientCooldownMs;
+    } else if (error instanceof InvalidTokenResponseError) {
+      pxMs = INVALID_RESPONSE_COOLDOWN_MS;
+    }
+    if (pxMs > 0) {
+      await this.#startCooldown(error as TokenfleetError, pxMs);
+    }
+  }
+
+  /** Sets the cooldown key so that no pod sends a token request for `pxMs` milliseconds. */
+  async #startCooldown(error: TokenfleetError, pxMs: number): Promise<void> {
+    cooledDown.add(error);
+    const cooldownMs = Math.max(1, Math.ceil(pxMs));
+    try {
+      await this.#store.setCooldown(encodeCooldown(error), cooldownMs);
+      this.#logger.warn({ cooldownMs, code: error.code }, 'fleet cooldown started');
+    } catch (err) {
+      this.#logger.warn({ err }, 'fleet cooldown could not be stored');
+    }
+  }
+
+  async #scheduleRenewal(entry: MemoryEntry, lifetimeMs: number): Promise<void> {
+    const scheduler = this.#options.renewal;
+    if (scheduler === undefined) {
+      return;
+    }
+    const delayMs = Math.max(0, Math.round(entry.renewalDueAt - performance.now()));
+    try {
+      await scheduler.scheduleRenewal({
+        tokenId: this.id,
+        generation: entry.generation,
+        delayMs,
+        remainingMs: lifetimeMs,
+      });
+    } catch (err) {
+      // The sweep re-creates a missing job, and the lazy path renews without one.
+      this.#logger.warn({ err, generation: entry.generation }, 'renewal job could not be added');
+    }
+  }
+
+  /**
+   * Fetches a token with no fleet lock while Redis is down: the single flight keeps it to one
+   * request per process. The token stays in memory only, as generation 0.
+   */
+  async #fetchWithoutRedis(reason: RefreshReason): Promise<FlightResult> {
+    const grant = await this.#requestToken(reason, 0);
+    const lifetimeMs = storedLifetimeMs(grant.expiresInMs, this.#options.skewMs);
+    if (lifetimeMs === 0) {
+      throw new InvalidTokenResponseError('token endpoint returned a token with no usable life', {
+        status: 200,
+        reason: 'expires_in leaves no usable life',
+      });
+    }
+    const record: TokenRecord = {
+      v: 1,
+      g: 0,
+      s: '',
+      h: hashToken(grant.accessToken),
+      l: lifetimeMs,
+      r: reason,
+      t: Date.now(),
+    };
+    const entry = this.#buildEntry(grant.accessToken, record, lifetimeMs, performance.now());
+    this.#memory = entry;
+    this.#memoryVerified = false;
+    this.#logger.warn({ remainingMs: lifetimeMs }, 'token fetched without redis, held in this process only');
+    return { entry, source: 'upstream' };
+  }
+
+  #refreshAheadInBackground(entry: MemoryEntry, now: number): void {
+    if (this.#backgroundRefresh !== undefined || now < this.#nextBackgroundAttemptAt || this.#closed) {
+      return;
+    }
+    if (now >= entry.renewalDueAt && this.#overdueWarnedGeneration !== entry.generation) {
+      this.#overdueWarnedGeneration = entry.generation;
+      const overdueMs = Math.round(now - entry.renewalDueAt);
+      const level = this.#options.renewal === undefined ? 'debug' : 'warn';
+      this.#logger[level]({ generation: entry.generation, overdueMs }, 'renewal overdue, refreshing ahead in this pod');
+    }
+
+    const generation = entry.generation;
+    this.#backgroundRefresh = this.#joinFlight('refresh-ahead', (stored) => stored.generation > generation)
+      .then(() => {
+        this.#backgroundFailures = 0;
+      })
+      .catch((err: unknown) => {
+        this.#backgroundFailures += 1;
+        const delayMs = Math.min(
+          this.#options.retry.maxDelayMs,
+          BACKGROUND_RETRY_BASE_MS * 2 ** (this.#backgroundFailures - 1),
+        );
+        this.#nextBackgroundAttemptAt = performance.now() + delayMs;
+        this.#logger.warn({ err, nextAttemptInMs: delayMs }, 'background refresh failed, serving the current token');
+      })
+      .finally(() => {
+        this.#backgroundRefresh = undefined;
+      });
+  }
+
+  // ---- messages and Redis health -------------------------------------------------------------
+
+  #onMessage(message: { type: string; g?: number; px?: number; record?: string; h?: string }): void {
+    const now = performance.now();
+    if (message.type === 'refreshed' && typeof message.record === 'string' && typeof message.px === 'number') {
+      const entry = this.#entryFromStore(
+        { value: message.record, pttlMs: message.px, cooldown: undefined, cooldownPttlMs: -2 },
+        now,
+      );
+      if (entry !== undefined && (this.#memory === undefined || entry.generation > this.#memory.generation)) {
+        this.#memory = entry;
+        this.emit('refreshed', {
+          generation: entry.generation,
+          remainingMs: message.px,
+          reason: entry.record?.r ?? 'missing',
+          origin: 'remote',
+        });
+      }
+      return;
+    }
+    if (message.type === 'invalidated' && typeof message.h === 'string') {
+      if (this.#memory?.hash === message.h) {
+        this.#memory = undefined;
+        this.emit('invalidated', { origin: 'remote' });
+      }
+    }
+  }
+
+  #onRedisFailure(error: unknown): void {
+    this.#redisRetryAt = performance.now() + REDIS_RETRY_INTERVAL_MS;
+    this.#memoryVerified = false;
+    if (!this.#degraded) {
+      this.#degraded = true;
+      this.#logger.warn({ err: error }, 'redis unavailable, serving tokens from this process');
+      this.emit('degraded', { cause: 'redis', err: error as Error });
+    }
+  }
+
+  #onRedisSuccess(): void {
+    if (this.#degraded) {
+      this.#degraded = false;
+      this.#logger.info('redis available again');
+    }
+  }
+
+  #logRedisError(err: Error): void {
+    this.#logger.debug({ err }, 'redis connection error');
+  }
+
+  #assertOpen(): void {
+    if (this.#closed) {
+      throw new TokenCacheClosedError();
+    }
+  }
+}
+
+function toInfo(entry: MemoryEntry, source: TokenInfo['source'], now: number): TokenInfo {
+  return {
+    token: entry.token,
+    remainingMs: Math.max(0, Math.round(entry.deadline - now)),
+    generation: entry.generation,
+    source,
+  };
+}
+
+/** Keeps a caller's margin inside the token's life: a margin as long as the life would loop. */
+function clampMargin(marginMs: number, lifetimeMs: number): number {
+  if (!Number.isFinite(marginMs) || marginMs <= 0) {
+    return 0;
+  }
+  return Math.min(marginMs, lifetimeMs * 0.9);
+}
