@@ -19,7 +19,7 @@ export default defineConfig({
     hookTimeout: 120_000,
 
     // An unhandled rejection or uncaught exception in a test file fails the run (exit code 1) even
-    // when every test passed. That is vitest's default; it is spelled out so nobody flips it.
+    // when every test passed. That is vitest's default, set here explicitly so that a later edit does not turn it off.
     dangerouslyIgnoreUnhandledErrors: false,
   },
 });

@@ -1,3 +1,5 @@
+import { once } from 'node:events';
+import { type AddressInfo, createServer } from 'node:net';
 import { Redis } from 'ioredis';
 import { afterEach, describe, expect, inject, it, vi } from 'vitest';
 import {
@@ -198,6 +200,40 @@ describe('spawnRedisServer', () => {
     await expect(client.get(key)).resolves.toBeNull();
   });
 
+  it('starts with a password', async () => {
+    server = await spawnRedisServer({ extraArgs: ['--requirepass', 'harness-password'] });
+
+    await expect(pingPort(server.port)).resolves.toMatch(/^-NOAUTH/);
+  });
+
+  describe('when a Redis server has the port', () => {
+    it('rejects naming the port', async () => {
+      server = await spawnRedisServer();
+
+      const second = spawnRedisServer({ port: server.port });
+
+      await expect(second).rejects.toThrow(`port ${server.port} on 127.0.0.1 is in use`);
+    });
+  });
+
+  describe('when another listener has the port', () => {
+    it('rejects with the bind error', async () => {
+      const listener = createServer();
+      listener.listen(0, '127.0.0.1');
+      await once(listener, 'listening');
+      const { port } = listener.address() as AddressInfo;
+
+      try {
+        const second = spawnRedisServer({ port });
+
+        await expect(second).rejects.toThrow(`redis-server on port ${port} exited during startup`);
+        await expect(second).rejects.toThrow('Address already in use');
+      } finally {
+        listener.close();
+      }
+    });
+  });
+
   it('rejects with an install hint when the binary is missing', async () => {
     await expect(spawnRedisServer({ binary: 'redis-server-that-does-not-exist' })).rejects.toThrow(
       'apt-get install redis-server',
@@ -223,13 +259,13 @@ describe('startRedis', () => {
       }
     });
 
-    it('rejects when nothing answers there', async () => {
+    it('rejects when no server listens there', async () => {
       const closed = await spawnRedisServer();
       const url = closed.url;
       await closed.stop();
       vi.stubEnv('REDIS_URL', url);
 
-      await expect(startRedis()).rejects.toThrow(`REDIS_URL ${url} did not answer PING`);
+      await expect(startRedis()).rejects.toThrow(`REDIS_URL ${url} did not reply to PING`);
     });
   });
 });

@@ -180,6 +180,10 @@ class WorkerHandle<T> implements WorkerProcess<T> {
       },
       stdio: ['ignore', 'pipe', 'pipe'],
     });
+    // Without a listener, a failed spawn would throw from the 'error' event.
+    this.child.on('error', (err) => {
+      this.stderr += `\n${err.message}`;
+    });
     if (this.child.pid === undefined) {
       throw new Error(`could not start worker ${this.index} (${process.execPath} ${script})`);
     }
@@ -200,8 +204,8 @@ class WorkerHandle<T> implements WorkerProcess<T> {
       });
     });
     this.result = this.exited.then((exit) => this.parseResult(exit));
-    // A caller that only needs `exited` must not trigger an unhandled rejection; awaiting
-    // `result` still rejects.
+    // A rejected `result` that no caller awaits must not fail the run as an unhandled rejection.
+    // Awaiting `result` still rejects.
     this.result.catch(() => {});
   }
 
@@ -274,8 +278,10 @@ class WorkerHandle<T> implements WorkerProcess<T> {
   private parseResult(exit: WorkerExit): T {
     const name = `worker ${this.index} (pid ${this.pid})`;
     if (exit.code !== 0) {
-      const how = exit.signal ? `was killed by ${exit.signal}` : `exited with code ${exit.code}`;
-      throw new Error(`${name} ${how}\n${this.describe()}`);
+      const outcome = exit.signal
+        ? `was killed by ${exit.signal}`
+        : `exited with code ${exit.code}`;
+      throw new Error(`${name} ${outcome}\n${this.describe()}`);
     }
     if (this.resultLines.length !== 1) {
       throw new Error(

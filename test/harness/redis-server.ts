@@ -5,7 +5,7 @@ import { tmpdir } from 'node:os';
 import { setTimeout as sleep } from 'node:timers/promises';
 import { killOnExit } from './child-cleanup.js';
 
-/** Default for `startTimeoutMs`: a redis-server with no data to load answers PING well within it. */
+/** Default for `startTimeoutMs`: a redis-server with no data to load replies to PING well within it. */
 const DEFAULT_START_TIMEOUT_MS = 10_000;
 
 /** Pause between two PING attempts while redis-server starts. */
@@ -46,7 +46,7 @@ export interface SpawnRedisOptions {
 
 /** A redis-server child process that a test owns and may kill and restart. */
 export interface SpawnedRedisServer {
-  /** `redis://127.0.0.1:<port>`; it stays the same across `restart()`. */
+  /** URL `redis://127.0.0.1:<port>`, the same across `restart()`. */
   readonly url: string;
   readonly port: number;
   /** Process id of the running redis-server, or `undefined` while none runs. */
@@ -60,7 +60,7 @@ export interface SpawnedRedisServer {
 }
 
 /**
- * Starts `redis-server` on 127.0.0.1 with persistence off and resolves once it answers PING.
+ * Starts `redis-server` on 127.0.0.1 with persistence off and resolves once it replies to PING.
  * Rejects with an install hint when the executable is missing.
  */
 export async function spawnRedisServer(
@@ -92,7 +92,7 @@ export async function spawnRedisServer(
 
 /**
  * Sends PING to `127.0.0.1:port` over a raw connection and returns the first reply line, or
- * `undefined` when nothing answered within `timeoutMs`.
+ * `undefined` when no reply came within `timeoutMs`.
  */
 export function pingPort(port: number, timeoutMs = PING_TIMEOUT_MS): Promise<string | undefined> {
   return new Promise((resolve) => {
@@ -169,8 +169,8 @@ class RedisServerHandle implements SpawnedRedisServer {
     clearTimeout(timer);
   }
 
-  // The old process has released the port, but a bind can still fail for a moment while the
-  // kernel finishes closing its sockets, so a failed bind is retried until the start timeout.
+  // Another process may take the port while the server is down, so a failed bind is retried
+  // until the start timeout passes.
   private async startOnSamePort(): Promise<ChildProcess> {
     const deadline = Date.now() + this.settings.startTimeoutMs;
     for (;;) {
@@ -187,6 +187,14 @@ class RedisServerHandle implements SpawnedRedisServer {
 }
 
 async function startServerProcess(settings: ServerSettings, port: number): Promise<ChildProcess> {
+  // A server already on the port would reply to the PINGs below in place of the new process.
+  const earlierReply = await pingPort(port);
+  if (earlierReply !== undefined) {
+    throw new PortInUseError(
+      `port ${port} on ${HOST} is in use by a server that replied ${JSON.stringify(earlierReply)} to PING`,
+    );
+  }
+
   const args = [
     '--port',
     String(port),
@@ -217,14 +225,15 @@ async function startServerProcess(settings: ServerSettings, port: number): Promi
   const deadline = Date.now() + settings.startTimeoutMs;
   while (Date.now() < deadline) {
     const reply = await pingPort(port);
-    // -NOAUTH comes from a server started with --requirepass: it is up.
+    // A server started with --requirepass replies -NOAUTH, which also means it is up.
     if (reply === '+PONG' || reply?.startsWith('-NOAUTH')) {
       return child;
     }
 
     const hasExited = await Promise.race([exited, sleep(PING_INTERVAL_MS, false)]);
     if (hasExited) {
-      const message = `redis-server on port ${port} exited during startup with code ${child.exitCode}; output tail:\n${output}`;
+      const exit = child.signalCode ?? `code ${child.exitCode}`;
+      const message = `redis-server on port ${port} exited during startup (${exit}); output tail:\n${output}`;
       throw output.includes('Address already in use')
         ? new PortInUseError(message)
         : new Error(message);
@@ -233,7 +242,7 @@ async function startServerProcess(settings: ServerSettings, port: number): Promi
 
   await signalAndWait(child, 'SIGKILL');
   throw new Error(
-    `redis-server on port ${port} did not answer PING within ${settings.startTimeoutMs} ms ` +
+    `redis-server on port ${port} did not reply to PING within ${settings.startTimeoutMs} ms ` +
       `(options.startTimeoutMs); output tail:\n${output}`,
   );
 }

@@ -11,7 +11,7 @@ export {
   spawnRedisServer,
 } from './redis-server.js';
 
-/** Image of the container that `startRedis()` runs when a Docker engine answers. */
+/** Image of the container that `startRedis()` runs when a Docker engine responds. */
 const REDIS_IMAGE = 'redis:7-alpine';
 
 /**
@@ -20,7 +20,7 @@ const REDIS_IMAGE = 'redis:7-alpine';
  */
 const DOCKER_CHECK_TIMEOUT_MS = 3_000;
 
-/** How long the server named by REDIS_URL may take to answer PING. */
+/** How long the server named by REDIS_URL may take to reply to PING. */
 const ENV_PING_TIMEOUT_MS = 5_000;
 
 /** Where the Redis server of `startRedis()` comes from. */
@@ -35,8 +35,8 @@ export interface StartedRedis {
 
 /**
  * Provides a Redis server for a test run. In order of preference:
- * 1. `REDIS_URL` when it is set (it must answer PING);
- * 2. a `redis:7-alpine` container through testcontainers when a Docker engine answers;
+ * 1. `REDIS_URL` when it is set (it must reply to PING);
+ * 2. a `redis:7-alpine` container through testcontainers when a Docker engine responds;
  * 3. a `redis-server` child process on a free port of 127.0.0.1.
  */
 export async function startRedis(): Promise<StartedRedis> {
@@ -58,7 +58,7 @@ export async function startRedis(): Promise<StartedRedis> {
 /**
  * Returns a key prefix that no other test, process or run shares, such as
  * `tftest:fencing:k2x9a1-3f09c2`. Characters other than letters, digits, `.`, `_` and `-` in
- * `name` become `-`, so the prefix never holds a `{` that would change Redis Cluster hash tags.
+ * `name` become `-`, so the prefix never contains a `{` that would change Redis Cluster hash tags.
  */
 export function uniquePrefix(name: string): string {
   const slug = name.replace(/[^A-Za-z0-9._-]+/g, '-');
@@ -81,7 +81,7 @@ async function checkEnvServer(url: string): Promise<void> {
     await client.ping();
   } catch (err) {
     throw new Error(
-      `REDIS_URL ${redactPassword(url)} did not answer PING: ${(err as Error).message}; ` +
+      `REDIS_URL ${redactPassword(url)} did not reply to PING (${(err as Error).message.replace(/\.$/, '')}); ` +
         'start that server or unset REDIS_URL so that the harness starts one',
       { cause: err },
     );
@@ -123,7 +123,7 @@ async function startContainerIfDockerAnswers(): Promise<StartedRedis | undefined
       },
     };
   } catch (err) {
-    // An engine that answers but cannot pull or run the image (offline, no permission) should not
+    // An engine that responds but cannot pull or run the image (offline, no permission) should not
     // block a machine that has redis-server installed.
     console.warn(
       `tokenfleet tests: starting a ${REDIS_IMAGE} container failed (${(err as Error).message}); ` +

@@ -39,9 +39,9 @@ export async function waitFor<T>(
     }
 
     if (Date.now() >= deadline) {
-      const what = options.description ?? 'condition';
+      const target = options.description ?? 'the condition';
       const reason = lastError instanceof Error ? `; last error: ${lastError.message}` : '';
-      throw new Error(`waitFor timed out after ${timeoutMs} ms waiting for ${what}${reason}`, {
+      throw new Error(`waitFor timed out after ${timeoutMs} ms waiting for ${target}${reason}`, {
         cause: lastError,
       });
     }

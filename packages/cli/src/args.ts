@@ -17,6 +17,9 @@ export interface OptionSpec {
 /** A subcommand: its name, one-line summary, usage line, options and notes for `--help`. */
 export interface CommandSpec {
   name: string;
+  /** A few words for the command list of `tokenfleet --help`. */
+  title: string;
+  /** What the command does, for its own `--help`. */
   summary: string;
   usage: string;
   options: Record<string, OptionSpec>;
@@ -26,6 +29,9 @@ export interface CommandSpec {
 
 /** Values of the parsed options: a string, `true` for a boolean flag, absent when not given. */
 export type ParsedOptions = Record<string, string | boolean | undefined>;
+
+/** Width that `--help` wraps paragraphs at. */
+const HELP_WIDTH = 80;
 
 /** Options that every command takes. */
 export const HELP_OPTION: OptionSpec = {
@@ -80,7 +86,9 @@ export function parseCommandArgs(command: CommandSpec, argv: string[]): ParsedOp
     const value = token.value;
     const missing = value === undefined || (!token.inlineValue && value.startsWith('-'));
     if (missing || value === '') {
-      throw new UsageError(`option --${token.name} requires a value (${spec.valueName ?? 'VALUE'})`);
+      throw new UsageError(
+        `option --${token.name} requires a value (${spec.valueName ?? 'VALUE'})`,
+      );
     }
     values[token.name] = value;
   }
@@ -121,7 +129,9 @@ export function parsePositiveInteger(
   const text = String(value);
   const parsed = /^\d+$/.test(text) ? Number(text) : Number.NaN;
   if (!Number.isSafeInteger(parsed) || parsed < 1 || parsed > max) {
-    throw new UsageError(`option --${name} must be an integer from 1 to ${max}, received '${text}'`);
+    throw new UsageError(
+      `option --${name} must be an integer from 1 to ${max}, received '${text}'`,
+    );
   }
   return parsed;
 }
@@ -147,13 +157,29 @@ export function formatCommandHelp(command: CommandSpec): string {
   const lines = [
     `Usage: ${command.usage}`,
     '',
-    command.summary,
+    wrapText(command.summary, HELP_WIDTH),
     '',
     'Options:',
     ...rows.map((row) => `  ${row.flag.padEnd(width)}  ${row.text}`),
   ];
   for (const note of command.notes ?? []) {
-    lines.push('', note);
+    lines.push('', wrapText(note, HELP_WIDTH));
   }
   return `${lines.join('\n')}\n`;
+}
+
+/** Breaks `text` into lines of at most `width` characters at spaces. */
+export function wrapText(text: string, width: number): string {
+  const lines: string[] = [];
+  let line = '';
+  for (const word of text.split(/\s+/)) {
+    if (line !== '' && line.length + 1 + word.length > width) {
+      lines.push(line);
+      line = word;
+    } else {
+      line = line === '' ? word : `${line} ${word}`;
+    }
+  }
+  lines.push(line);
+  return lines.join('\n');
 }

@@ -1,4 +1,4 @@
-import { type ParsedOptions, type OptionSpec, optionOrEnv } from './args.js';
+import { type OptionSpec, optionOrEnv, type ParsedOptions } from './args.js';
 import { UsageError } from './errors.js';
 
 /** Key prefix that `createTokenCache()` uses when none is set. */
@@ -131,7 +131,9 @@ export function checkRedisUrl(url: string, flag: string): string {
   try {
     parsed = new URL(url);
   } catch {
-    throw new UsageError(`option ${flag} must be a redis:// or rediss:// URL, received an invalid URL`);
+    throw new UsageError(
+      `option ${flag} must be a redis:// or rediss:// URL, received an invalid URL`,
+    );
   }
   if (parsed.protocol !== 'redis:' && parsed.protocol !== 'rediss:') {
     throw new UsageError(
@@ -164,7 +166,9 @@ export function resolveProviderConfig(
 
   const baseUrl = optionOrEnv(values, 'base-url', 'QUIQUP_BASE_URL', env);
   if (baseUrl !== undefined && !/^https?:\/\/[^/]/.test(baseUrl)) {
-    throw new UsageError(`option --base-url must be an http:// or https:// URL, received '${baseUrl}'`);
+    throw new UsageError(
+      `option --base-url must be an http:// or https:// URL, received '${baseUrl}'`,
+    );
   }
   return { clientId, clientSecret, environment, baseUrl };
 }
@@ -175,10 +179,16 @@ export function hasProviderConfig(values: ParsedOptions, env: NodeJS.ProcessEnv)
 }
 
 /** Resolves `--log-level` or `TOKENFLEET_LOG_LEVEL`. */
-export function resolveLogLevel(values: ParsedOptions, env: NodeJS.ProcessEnv, fallback: string): string {
+export function resolveLogLevel(
+  values: ParsedOptions,
+  env: NodeJS.ProcessEnv,
+  fallback: string,
+): string {
   const level = optionOrEnv(values, 'log-level', 'TOKENFLEET_LOG_LEVEL', env) ?? fallback;
   if (!LOG_LEVELS.includes(level)) {
-    throw new UsageError(`option --log-level must be one of ${LOG_LEVELS.join(', ')}, received '${level}'`);
+    throw new UsageError(
+      `option --log-level must be one of ${LOG_LEVELS.join(', ')}, received '${level}'`,
+    );
   }
   return level;
 }

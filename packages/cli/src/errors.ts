@@ -21,7 +21,12 @@ export class CliError extends Error {
   readonly code: CliErrorCode;
   readonly exitCode: number;
 
-  constructor(code: CliErrorCode, message: string, exitCode: number, options?: { cause?: unknown }) {
+  constructor(
+    code: CliErrorCode,
+    message: string,
+    exitCode: number,
+    options?: { cause?: unknown },
+  ) {
     super(message, options);
     this.name = new.target.name;
     this.code = code;

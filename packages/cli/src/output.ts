@@ -43,12 +43,18 @@ export function formatDuration(ms: number): string {
 
 /** Formats rows as a table with a header row; columns are padded with spaces to align. */
 export function formatTable(header: string[], rows: string[][]): string {
-  const widths = header.map((title, column) =>
-    Math.max(title.length, ...rows.map((row) => (row[column] ?? '').length)),
+  return formatRows([header, ...rows]);
+}
+
+/** Formats rows as aligned columns, two spaces apart, one line per row. */
+export function formatRows(rows: string[][]): string {
+  const columns = Math.max(...rows.map((row) => row.length));
+  const widths = Array.from({ length: columns }, (_, column) =>
+    Math.max(...rows.map((row) => (row[column] ?? '').length)),
   );
   const formatRow = (row: string[]) =>
     row
       .map((cell, column) => (column === row.length - 1 ? cell : cell.padEnd(widths[column] ?? 0)))
       .join('  ');
-  return `${[header, ...rows].map(formatRow).join('\n')}\n`;
+  return `${rows.map(formatRow).join('\n')}\n`;
 }

@@ -36,7 +36,7 @@ export async function connectRedis(url: string, options: ConnectRedisOptions): P
   let lastError: Error | undefined;
   redis.on('error', (err: Error) => {
     lastError = err;
-    options.logger.warn({ err, component: 'cli' }, 'redis connection error');
+    options.logger.warn({ err, component: 'redis-connection' }, 'redis connection error');
   });
 
   try {

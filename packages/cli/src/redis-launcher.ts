@@ -19,6 +19,12 @@ const STOP_TIMEOUT_MS = 5_000;
 /** Ports to try when another process takes the free port between the probe and redis-server. */
 const PORT_ATTEMPTS = 3;
 
+/**
+ * How long the Docker engine check may take, in milliseconds. It fails at once when no socket
+ * exists, but a socket whose engine hangs would stall the demo.
+ */
+const DOCKER_CHECK_TIMEOUT_MS = 3_000;
+
 /** Image that the testcontainers fallback starts. */
 const REDIS_IMAGE = 'redis:7-alpine';
 
@@ -258,7 +264,7 @@ async function startRedisContainer(): Promise<LaunchedRedis | undefined> {
     return undefined;
   }
   try {
-    await testcontainers.getContainerRuntimeClient();
+    await withTimeout(testcontainers.getContainerRuntimeClient(), DOCKER_CHECK_TIMEOUT_MS);
   } catch {
     return undefined;
   }
@@ -278,6 +284,19 @@ async function startRedisContainer(): Promise<LaunchedRedis | undefined> {
       await container.stop();
     },
   };
+}
+
+/** Rejects when `promise` has not settled after `timeoutMs`. */
+async function withTimeout<T>(promise: Promise<T>, timeoutMs: number): Promise<T> {
+  let timer: NodeJS.Timeout | undefined;
+  const timeout = new Promise<never>((_, reject) => {
+    timer = setTimeout(() => reject(new Error(`timed out after ${timeoutMs} ms`)), timeoutMs);
+  });
+  try {
+    return await Promise.race([promise, timeout]);
+  } finally {
+    clearTimeout(timer);
+  }
 }
 
 function lastLine(text: string): string {

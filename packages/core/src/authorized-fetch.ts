@@ -61,14 +61,16 @@ async function sendAuthorized(
   return fetchImpl(input, withBearer(input, init, secondToken));
 }
 
-/** A copy of `init` whose headers are the caller's plus the bearer token. */
+/** Copies `init` with the caller's headers plus the bearer token. */
 function withBearer(
   input: string | URL | Request,
   init: RequestInit | undefined,
   token: string,
 ): RequestInit {
   // fetch() uses init.headers in place of a Request's own headers when both are present.
-  const headers = new Headers(init?.headers ?? (input instanceof Request ? input.headers : undefined));
+  const headers = new Headers(
+    init?.headers ?? (input instanceof Request ? input.headers : undefined),
+  );
   headers.set('Authorization', `Bearer ${token}`);
   return { ...init, headers };
 }
@@ -98,6 +100,6 @@ async function discardBody(response: Response): Promise<void> {
   try {
     await response.body?.cancel();
   } catch {
-    // The body failed or was already closed; either way nothing is left to release.
+    // The body failed or was already closed, so nothing is left to release.
   }
 }

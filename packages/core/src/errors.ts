@@ -96,7 +96,10 @@ export class RateLimitedError extends TokenfleetError {
   readonly status: number | undefined;
   readonly retryAfterMs: number;
 
-  constructor(message: string, details: { status?: number; retryAfterMs: number; cause?: unknown }) {
+  constructor(
+    message: string,
+    details: { status?: number; retryAfterMs: number; cause?: unknown },
+  ) {
     super('TOKENFLEET_RATE_LIMITED', message, { cause: details.cause });
     this.status = details.status;
     this.retryAfterMs = details.retryAfterMs;
@@ -180,7 +183,10 @@ export function previewBody(body: string): string {
 }
 
 /** Returns whether a value is a tokenfleet error with the given code. */
-export function isTokenfleetError(error: unknown, code?: TokenfleetErrorCode): error is TokenfleetError {
+export function isTokenfleetError(
+  error: unknown,
+  code?: TokenfleetErrorCode,
+): error is TokenfleetError {
   return error instanceof TokenfleetError && (code === undefined || error.code === code);
 }
 

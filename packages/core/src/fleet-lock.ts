@@ -24,9 +24,16 @@ interface RedlockInstance {
 interface RedlockModule {
   default: new (
     clients: Iterable<Redis | Cluster>,
-    settings?: { driftFactor?: number; retryCount?: number; retryDelay?: number; retryJitter?: number },
+    settings?: {
+      driftFactor?: number;
+      retryCount?: number;
+      retryDelay?: number;
+      retryJitter?: number;
+    },
   ) => RedlockInstance;
-  ExecutionError: new (...args: never[]) => Error & {
+  ExecutionError: new (
+    ...args: never[]
+  ) => Error & {
     attempts: ReadonlyArray<Promise<RedlockExecutionStats>>;
   };
   ResourceLockedError: new (...args: never[]) => Error;

@@ -1,3 +1,4 @@
+export { type AuthorizedFetchOptions, createAuthorizedFetch } from './authorized-fetch.js';
 export {
   BODY_PREVIEW_MAX_CHARS,
   ClientRejectedError,
@@ -13,6 +14,7 @@ export {
   type TokenfleetErrorCode,
   UnsupportedGrantTypeError,
 } from './errors.js';
+export { type InspectTokensOptions, inspectTokens } from './inspect-tokens.js';
 export { buildTokenKeys, computeTokenId, type TokenKeys } from './keys.js';
 export { storedLifetimeMs } from './lifetime.js';
 export {
@@ -23,9 +25,6 @@ export {
   type TokenCacheOptions,
 } from './options.js';
 export type { TokenGrant, TokenProvider, TokenRequestContext } from './provider.js';
-export { createTokenCache } from './token-cache.js';
-export type * from './token-cache-types.js';
-export { type AuthorizedFetchOptions, createAuthorizedFetch } from './authorized-fetch.js';
 export {
   type ClientAuthMethod,
   DEFAULT_OAUTH2_CLIENT_CREDENTIALS_OPTIONS,
@@ -41,6 +40,8 @@ export {
   quiqup,
 } from './providers/quiqup.js';
 export { createSealer, deriveSealingKey, type Sealer, type SealingKey } from './seal.js';
+export { createTokenCache } from './token-cache.js';
+export type * from './token-cache-types.js';
 export {
   DEFAULT_RETRY_AFTER_MS,
   MAX_RETRY_AFTER_MS,

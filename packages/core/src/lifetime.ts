@@ -2,8 +2,8 @@ import {
   ClientRejectedError,
   InvalidClientError,
   RateLimitedError,
-  type TokenfleetError,
   TokenEndpointError,
+  type TokenfleetError,
   UnsupportedGrantTypeError,
 } from './errors.js';
 

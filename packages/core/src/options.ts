@@ -95,7 +95,10 @@ const DEFAULT_REFRESH_AHEAD_MAX_MS = 3_600_000;
 
 /** Returns the default refresh-ahead margin for a token with `lifetimeMs` of stored life. */
 export function defaultRefreshAheadMs(lifetimeMs: number): number {
-  return Math.min(Math.floor(lifetimeMs * DEFAULT_REFRESH_AHEAD_SHARE), DEFAULT_REFRESH_AHEAD_MAX_MS);
+  return Math.min(
+    Math.floor(lifetimeMs * DEFAULT_REFRESH_AHEAD_SHARE),
+    DEFAULT_REFRESH_AHEAD_MAX_MS,
+  );
 }
 
 /** Options with every default filled in and every value checked. */
@@ -122,7 +125,10 @@ export function resolveTokenCacheOptions(options: TokenCacheOptions): ResolvedTo
   if (options === null || typeof options !== 'object') {
     throw invalidArgType('options', 'an object', options);
   }
-  if (typeof options.redis !== 'string' && (options.redis === null || typeof options.redis !== 'object')) {
+  if (
+    typeof options.redis !== 'string' &&
+    (options.redis === null || typeof options.redis !== 'object')
+  ) {
     throw invalidArgType('options.redis', 'an ioredis client or a redis:// URL', options.redis);
   }
   if (!options.provider || typeof options.provider.requestToken !== 'function') {
@@ -132,7 +138,11 @@ export function resolveTokenCacheOptions(options: TokenCacheOptions): ResolvedTo
   const defaults = DEFAULT_TOKEN_CACHE_OPTIONS;
   const keyPrefix = options.keyPrefix ?? defaults.keyPrefix;
   if (typeof keyPrefix !== 'string' || keyPrefix.length === 0 || /[{}\s]/.test(keyPrefix)) {
-    throw invalidArgValue('options.keyPrefix', 'a non-empty string without braces or spaces', keyPrefix);
+    throw invalidArgValue(
+      'options.keyPrefix',
+      'a non-empty string without braces or spaces',
+      keyPrefix,
+    );
   }
 
   const skewMs = nonNegativeInteger('options.skewMs', options.skewMs, defaults.skewMs);

@@ -6,10 +6,13 @@ const KEY_BYTES = 32;
 /** 12 bytes is the IV length that GCM uses directly, without hashing it first (NIST SP 800-38D). */
 const IV_BYTES = 12;
 
-/** The full 16-byte GCM tag; `open` rejects shorter tags, which would weaken the integrity check. */
+/** The full 16-byte GCM tag. `open` rejects shorter tags because they weaken the integrity check. */
 const TAG_BYTES = 16;
 
-/** First field of every sealed string; a new format gets a new version and `open` skips old ones. */
+/**
+ * First field of every sealed string. A new format gets a new version, and `open` returns
+ * `undefined` for a version it does not read.
+ */
 const FORMAT_VERSION = 'v1';
 
 /**
@@ -21,14 +24,14 @@ const ASSOCIATED_DATA = Buffer.from(`tokenfleet.sealed.${FORMAT_VERSION}`, 'utf8
 /** HKDF salt: a fixed, public string that separates tokenfleet keys from other uses of the secret. */
 const HKDF_SALT = 'tokenfleet sealing key v1';
 
-/** HKDF info prefix; the token id follows it, so each token gets its own key. */
+/** HKDF info prefix. The token id follows it, so each token gets its own key. */
 const HKDF_INFO_PREFIX = 'tokenfleet access token ';
 
 const BASE64URL = /^[A-Za-z0-9_-]*$/;
 
 /** A 32-byte AES-256-GCM key and the id that sealed strings carry to name it. */
 export interface SealingKey {
-  /** Short label stored in every sealed string; non-empty, without `.`. */
+  /** Short label stored in every sealed string: non-empty, without `.`. */
   id: string;
   /** The key itself: exactly 32 bytes. */
   key: Uint8Array;
@@ -36,7 +39,7 @@ export interface SealingKey {
 
 /** Seals and opens access tokens for storage in Redis. */
 export interface Sealer {
-  /** Encrypts `plaintext` with the first key; returns `v1.<keyId>.<iv>.<tag>.<ciphertext>`. */
+  /** Encrypts `plaintext` with the first key and returns `v1.<keyId>.<iv>.<tag>.<ciphertext>`. */
   seal(plaintext: string): string;
   /**
    * Decrypts a string from `seal`, trying every key. Returns `undefined`, and never throws, for
@@ -47,7 +50,7 @@ export interface Sealer {
 
 /**
  * Derives the default sealing key of one token from the client secret with HKDF-SHA256. Every pod
- * that may refresh the token holds the secret already, so no extra key has to be distributed, and
+ * that may refresh the token has the secret already, so no extra key has to be distributed, and
  * a rotated secret yields a new key (old records then fail to open and count as a cache miss).
  * The key id is the first 8 hex characters of SHA-256 over the derived key.
  */
@@ -101,9 +104,9 @@ export function validateSealingKeys(keys: readonly SealingKey[]): void {
 }
 
 /**
- * Creates a sealer over a key ring. The first key seals; `open` tries the key named in the sealed
+ * Creates a sealer over a key ring. The first key seals. `open` tries the key named in the sealed
  * string first and then every other key, so a ring of `[newKey, oldKey]` keeps old records
- * readable while new ones use the new key. The keys are copied, so later changes to the
+ * readable while new ones use the new key. The key bytes are copied, so later changes to the
  * caller's arrays have no effect.
  */
 export function createSealer(keys: readonly SealingKey[]): Sealer {
@@ -118,7 +121,9 @@ export function createSealer(keys: readonly SealingKey[]): Sealer {
       }
 
       const iv = randomBytes(IV_BYTES);
-      const cipher = createCipheriv('aes-256-gcm', sealingKey.key, iv, { authTagLength: TAG_BYTES });
+      const cipher = createCipheriv('aes-256-gcm', sealingKey.key, iv, {
+        authTagLength: TAG_BYTES,
+      });
       cipher.setAAD(ASSOCIATED_DATA);
       const ciphertext = Buffer.concat([cipher.update(plaintext, 'utf8'), cipher.final()]);
       const tag = cipher.getAuthTag();

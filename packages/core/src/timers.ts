@@ -9,14 +9,14 @@ export const MAX_TIMER_DELAY_MS = 2 ** 31 - 1;
 export interface TimerOptions {
   /**
    * When true, the timer does not keep the Node.js event loop alive, so a pending wait never
-   * holds a process open on shutdown. Default: false, like `setTimeout`.
+   * keeps a process running at shutdown. Default: false, like `setTimeout`.
    */
   unref?: boolean;
 }
 
 /** A timer made by {@link setLongTimeout}. */
 export interface LongTimeout {
-  /** Cancels the timer; calling it after the timer fired, or twice, does nothing. */
+  /** Cancels the timer. Calling it after the timer fired, or a second time, does nothing. */
   clear(): void;
 }
 
@@ -50,8 +50,8 @@ export function setLongTimeout(
       return;
     }
 
-    // Node may fire a timer up to a millisecond before `performance.now()` reaches the deadline,
-    // and every chunk but the last ends before it, so re-arm for whatever is left.
+    // Every chunk but the last ends before the deadline, and Node's millisecond timer clock may
+    // fire the last one a fraction of a millisecond early, so re-arm for whatever is left.
     const remainingMs = deadline - performance.now();
     if (remainingMs > 0) {
       arm(remainingMs);
@@ -83,7 +83,11 @@ export function setLongTimeout(
  * (an `AbortError` DOMException unless the caller passed another reason). An already aborted
  * signal rejects at once.
  */
-export function sleep(delayMs: number, signal?: AbortSignal, options: TimerOptions = {}): Promise<void> {
+export function sleep(
+  delayMs: number,
+  signal?: AbortSignal,
+  options: TimerOptions = {},
+): Promise<void> {
   assertDelay(delayMs);
   if (signal?.aborted) {
     return Promise.reject(signal.reason);

@@ -1,6 +1,6 @@
 import { EventEmitter } from 'node:events';
 import { performance } from 'node:perf_hooks';
-import { Redis, type Cluster } from 'ioredis';
+import { type Cluster, Redis } from 'ioredis';
 import { type Logger, pino } from 'pino';
 import {
   ClientRejectedError,
@@ -8,10 +8,11 @@ import {
   LockTimeoutError,
   RateLimitedError,
   TokenCacheClosedError,
-  type TokenfleetError,
   TokenEndpointError,
+  type TokenfleetError,
 } from './errors.js';
 import { createRedlockFleetLock, type FleetLock, type LockLease } from './fleet-lock.js';
+import { readTokenStatus } from './inspect-tokens.js';
 import { buildTokenKeys, computeTokenId, hashToken, type TokenKeys } from './keys.js';
 import { cooldownError, encodeCooldown, storedLifetimeMs } from './lifetime.js';
 import { type CacheMetrics, type CacheMetricsSource, cacheMetricsFor } from './metrics.js';
@@ -211,7 +212,10 @@ class FleetTokenCache extends EventEmitter<TokenCacheEvents> implements TokenCac
 
     let deleted = false;
     try {
-      deleted = await this.#store.deleteIfHash(hash, JSON.stringify({ type: 'invalidated', h: hash }));
+      deleted = await this.#store.deleteIfHash(
+        hash,
+        JSON.stringify({ type: 'invalidated', h: hash }),
+      );
     } catch (error) {
       this.#onRedisFailure(error);
     }
@@ -235,7 +239,11 @@ class FleetTokenCache extends EventEmitter<TokenCacheEvents> implements TokenCac
       });
     }
 
-    const result = await this.#joinFlight('renewal', (entry) => entry.generation > generation, generation);
+    const result = await this.#joinFlight(
+      'renewal',
+      (entry) => entry.generation > generation,
+      generation,
+    );
     const entry = result.entry;
     const remainingMs = Math.max(0, Math.round(entry.deadline - performance.now()));
     let outcome: RenewResult['outcome'] = 'superseded';
@@ -249,21 +257,7 @@ class FleetTokenCache extends EventEmitter<TokenCacheEvents> implements TokenCac
 
   async status(): Promise<TokenStatus> {
     this.#assertOpen();
-    const [stored, generationCounter] = await Promise.all([
-      this.#store.read(),
-      this.#store.currentGeneration(),
-    ]);
-    const record = stored.value === undefined ? undefined : decodeTokenRecord(stored.value);
-    return {
-      tokenId: this.id,
-      label: record?.label ?? this.#options.provider.label,
-      generationCounter,
-      generation: record?.g,
-      remainingMs: record === undefined ? undefined : stored.pttlMs,
-      refreshedAt: record?.t,
-      reason: record?.r,
-      cooldownMs: stored.cooldown === undefined ? 0 : Math.max(0, stored.cooldownPttlMs),
-    };
+    return readTokenStatus(this.#store, this.id, this.#options.provider.label);
   }
 
   /** The renewal margin of a token with `lifetimeMs` of stored life, in milliseconds. */
@@ -359,12 +353,24 @@ class FleetTokenCache extends EventEmitter<TokenCacheEvents> implements TokenCac
     const renewalDueAt = deadline - aheadMs;
     // Pods step in at half the margin, so a running refresher renews first.
     const refreshAheadAt = deadline - aheadMs / 2;
-    return { token, hash: record.h, generation: record.g, deadline, renewalDueAt, refreshAheadAt, record };
+    return {
+      token,
+      hash: record.h,
+      generation: record.g,
+      deadline,
+      renewalDueAt,
+      refreshAheadAt,
+      record,
+    };
   }
 
   #remember(entry: MemoryEntry, epoch: number): void {
     const current = this.#memory;
-    if (current === undefined || entry.generation >= current.generation || current.deadline <= performance.now()) {
+    if (
+      current === undefined ||
+      entry.generation >= current.generation ||
+      current.deadline <= performance.now()
+    ) {
       this.#memory = entry;
     }
     this.#memoryVerified = this.#subscription.isSubscribedAt(epoch);
@@ -373,7 +379,11 @@ class FleetTokenCache extends EventEmitter<TokenCacheEvents> implements TokenCac
   // ---- refreshing ----------------------------------------------------------------------------
 
   /** Joins the running refresh of this process, or starts one. */
-  async #joinFlight(reason: RefreshReason, accept: AcceptStored, renewsGeneration?: number): Promise<FlightResult> {
+  async #joinFlight(
+    reason: RefreshReason,
+    accept: AcceptStored,
+    renewsGeneration?: number,
+  ): Promise<FlightResult> {
     for (;;) {
       const running = this.#flight;
       if (running === undefined) {
@@ -393,7 +403,11 @@ class FleetTokenCache extends EventEmitter<TokenCacheEvents> implements TokenCac
     }
   }
 
-  async #refreshFlight(reason: RefreshReason, accept: AcceptStored, renewsGeneration?: number): Promise<FlightResult> {
+  async #refreshFlight(
+    reason: RefreshReason,
+    accept: AcceptStored,
+    renewsGeneration?: number,
+  ): Promise<FlightResult> {
     const startedAt = performance.now();
     const waitDeadline = startedAt + this.#options.lockWaitTimeoutMs;
     let waitedMs = 0;
@@ -550,7 +564,8 @@ class FleetTokenCache extends EventEmitter<TokenCacheEvents> implements TokenCac
         { status: 200, reason: 'expires_in leaves no usable life' },
       );
       // The same token again means the endpoint reuses it until its real end: ask again then.
-      const cooldownMs = same && grant.expiresInMs > 0 ? grant.expiresInMs : INVALID_RESPONSE_COOLDOWN_MS;
+      const cooldownMs =
+        same && grant.expiresInMs > 0 ? grant.expiresInMs : INVALID_RESPONSE_COOLDOWN_MS;
       await this.#startCooldown(error, cooldownMs);
       throw error;
     }
@@ -573,16 +588,31 @@ class FleetTokenCache extends EventEmitter<TokenCacheEvents> implements TokenCac
     }
 
     const value = encodeTokenRecord(record);
-    const message = JSON.stringify({ type: 'refreshed', g: generation, px: lifetimeMs, record: value });
-    const { written, storedGeneration } = await this.#store.writeIfNewer(generation, value, lifetimeMs, message);
+    const message = JSON.stringify({
+      type: 'refreshed',
+      g: generation,
+      px: lifetimeMs,
+      record: value,
+    });
+    const { written, storedGeneration } = await this.#store.writeIfNewer(
+      generation,
+      value,
+      lifetimeMs,
+      message,
+    );
 
     if (!written) {
       // A newer generation is stored: this pod's lock expired while it waited for the endpoint.
       this.#metrics?.countRefresh(this.id, reason, 'fenced');
-      this.#logger.warn({ generation, storedGeneration }, 'token write rejected by a newer generation');
+      this.#logger.warn(
+        { generation, storedGeneration },
+        'token write rejected by a newer generation',
+      );
       const entry = this.#entryFromStore(await this.#store.read(), performance.now());
       if (entry === undefined) {
-        throw new TokenEndpointError('token write lost to a newer generation that is no longer stored');
+        throw new TokenEndpointError(
+          'token write lost to a newer generation that is no longer stored',
+        );
       }
       this.#remember(entry, this.#subscription.epoch);
       return { entry, source: 'redis' };
@@ -698,23 +728,36 @@ class FleetTokenCache extends EventEmitter<TokenCacheEvents> implements TokenCac
     const entry = this.#buildEntry(grant.accessToken, record, lifetimeMs, performance.now());
     this.#memory = entry;
     this.#memoryVerified = false;
-    this.#logger.warn({ remainingMs: lifetimeMs }, 'token fetched without redis, held in this process only');
+    this.#logger.warn(
+      { remainingMs: lifetimeMs },
+      'token fetched without redis, held in this process only',
+    );
     return { entry, source: 'upstream' };
   }
 
   #refreshAheadInBackground(entry: MemoryEntry, now: number): void {
-    if (this.#backgroundRefresh !== undefined || now < this.#nextBackgroundAttemptAt || this.#closed) {
+    if (
+      this.#backgroundRefresh !== undefined ||
+      now < this.#nextBackgroundAttemptAt ||
+      this.#closed
+    ) {
       return;
     }
     if (now >= entry.renewalDueAt && this.#overdueWarnedGeneration !== entry.generation) {
       this.#overdueWarnedGeneration = entry.generation;
       const overdueMs = Math.round(now - entry.renewalDueAt);
       const level = this.#options.renewal === undefined ? 'debug' : 'warn';
-      this.#logger[level]({ generation: entry.generation, overdueMs }, 'renewal overdue, refreshing ahead in this pod');
+      this.#logger[level](
+        { generation: entry.generation, overdueMs },
+        'renewal overdue, refreshing ahead in this pod',
+      );
     }
 
     const generation = entry.generation;
-    this.#backgroundRefresh = this.#joinFlight('refresh-ahead', (stored) => stored.generation > generation)
+    this.#backgroundRefresh = this.#joinFlight(
+      'refresh-ahead',
+      (stored) => stored.generation > generation,
+    )
       .then(() => {
         this.#backgroundFailures = 0;
       })
@@ -725,7 +768,10 @@ class FleetTokenCache extends EventEmitter<TokenCacheEvents> implements TokenCac
           BACKGROUND_RETRY_BASE_MS * 2 ** (this.#backgroundFailures - 1),
         );
         this.#nextBackgroundAttemptAt = performance.now() + delayMs;
-        this.#logger.warn({ err, nextAttemptInMs: delayMs }, 'background refresh failed, serving the current token');
+        this.#logger.warn(
+          { err, nextAttemptInMs: delayMs },
+          'background refresh failed, serving the current token',
+        );
       })
       .finally(() => {
         this.#backgroundRefresh = undefined;
@@ -734,14 +780,27 @@ class FleetTokenCache extends EventEmitter<TokenCacheEvents> implements TokenCac
 
   // ---- messages and Redis health -------------------------------------------------------------
 
-  #onMessage(message: { type: string; g?: number; px?: number; record?: string; h?: string }): void {
+  #onMessage(message: {
+    type: string;
+    g?: number;
+    px?: number;
+    record?: string;
+    h?: string;
+  }): void {
     const now = performance.now();
-    if (message.type === 'refreshed' && typeof message.record === 'string' && typeof message.px === 'number') {
+    if (
+      message.type === 'refreshed' &&
+      typeof message.record === 'string' &&
+      typeof message.px === 'number'
+    ) {
       const entry = this.#entryFromStore(
         { value: message.record, pttlMs: message.px, cooldown: undefined, cooldownPttlMs: -2 },
         now,
       );
-      if (entry !== undefined && (this.#memory === undefined || entry.generation > this.#memory.generation)) {
+      if (
+        entry !== undefined &&
+        (this.#memory === undefined || entry.generation > this.#memory.generation)
+      ) {
         this.#memory = entry;
         this.emit('refreshed', {
           generation: entry.generation,

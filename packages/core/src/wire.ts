@@ -25,9 +25,9 @@ export const MAX_RETRY_AFTER_MS = 600_000;
 /** Successful token response as RFC 6749 section 5.1 spells it, plus Doorkeeper's `created_at`. */
 export interface TokenEndpointResponse {
   access_token: string;
-  /** Only `bearer` (any case) is accepted; a missing value is taken as bearer. */
+  /** Only `bearer` (any case) is accepted. A missing value is taken as bearer. */
   token_type?: string;
-  /** Remaining life of the token in seconds; some servers send it as a numeric string. */
+  /** Remaining life of the token in seconds, sometimes sent as a numeric string. */
   expires_in?: number | string;
   /** Unix time in seconds when the server issued the token (Doorkeeper). */
   created_at?: number;
@@ -52,12 +52,18 @@ export interface ProcessTokenResponseOptions {
 const SECRET_FIELDS = 'access_token|refresh_token|id_token|client_secret';
 
 /** A secret field in JSON, including a string cut off before its closing quote. */
-const SECRET_JSON_VALUE = new RegExp(`("(?:${SECRET_FIELDS})"\\s*:\\s*")(?:[^"\\\\]|\\\\.)*("|$)`, 'g');
+const SECRET_JSON_VALUE = new RegExp(
+  `("(?:${SECRET_FIELDS})"\\s*:\\s*")(?:[^"\\\\]|\\\\.)*("|$)`,
+  'g',
+);
 
 /** A secret field in a form-encoded body, such as `access_token=...&token_type=bearer`. */
 const SECRET_FORM_VALUE = new RegExp(`((?:^|[?&\\s])(?:${SECRET_FIELDS})=)[^&\\s]*`, 'g');
 
 const REDACTED = '[redacted]';
+
+/** Printable ASCII except `"` and `\`, as RFC 6749 section 5.2 allows in `error`. */
+const OAUTH_ERROR_CODE = /^[\x20\x21\x23-\x5B\x5D-\x7E]{1,64}$/;
 
 /** Delta-seconds form of `Retry-After` (RFC 9110 section 10.2.3). */
 const DELTA_SECONDS = /^\d+$/;
@@ -87,7 +93,7 @@ export function parseRetryAfter(header: string | null, nowMs: number): number | 
   if (IMF_FIXDATE.test(value) || RFC850_DATE.test(value)) {
     dateMs = Date.parse(value);
   } else if (ASCTIME_DATE.test(value)) {
-    // asctime carries no zone, and RFC 9110 defines it as GMT; Date.parse would read local time.
+    // asctime carries no zone and RFC 9110 defines it as GMT, but Date.parse would read local time.
     dateMs = Date.parse(`${value} GMT`);
   }
   if (Number.isNaN(dateMs)) {
@@ -107,15 +113,16 @@ export function parseRetryAfter(header: string | null, nowMs: number): number | 
  *   `defaultExpiresInMs` and `expiresInDefaulted: true`. `expires_in: 0` passes here, with
  *   `expiresInMs: 0`; the cache declines to store such a token. Anything else throws
  *   `InvalidTokenResponseError`.
- * - 400: `InvalidClientError` for `invalid_client`; `UnsupportedGrantTypeError` for
- *   `unsupported_grant_type` or a body without an OAuth error (Quiqup documents a bare 400 for a
- *   wrong grant type); `ClientRejectedError` for any other OAuth error.
+ * - 400: `InvalidClientError` for `invalid_client`. `UnsupportedGrantTypeError` for
+ *   `unsupported_grant_type` or a body without an OAuth error, because Quiqup documents a bare
+ *   400 for a wrong grant type. `ClientRejectedError` for any other OAuth error.
  * - 401: `InvalidClientError`.
  * - 429: `RateLimitedError` with `retryAfterMs` from `Retry-After`, or
  *   {@link DEFAULT_RETRY_AFTER_MS} when it is missing or invalid.
  * - Anything else (5xx, 3xx, other 4xx): `TokenEndpointError`.
  *
- * Every error carries the status and a preview of the body with secrets masked, never the token.
+ * Every error carries the status. Once the body was read, all but `RateLimitedError` also carry a
+ * preview of it with secrets masked. No error contains the token.
  */
 export async function processTokenResponse(
   response: Response,
@@ -165,7 +172,8 @@ export async function processTokenResponse(
   const retryAfterMs = parseRetryAfter(response.headers.get('retry-after'), Date.now());
   if (status === 429) {
     const waitMs = retryAfterMs ?? DEFAULT_RETRY_AFTER_MS;
-    const source = retryAfterMs === undefined ? 'no valid Retry-After, default wait' : 'Retry-After';
+    const source =
+      retryAfterMs === undefined ? 'no valid Retry-After, default wait' : 'Retry-After';
     throw new RateLimitedError(
       `token endpoint rate-limited the client (HTTP 429): wait ${waitMs} ms (${source}) before the next token request`,
       { status, retryAfterMs: waitMs },
@@ -301,8 +309,12 @@ function isBearer(tokenType: unknown): boolean {
   return typeof tokenType === 'string' && tokenType.toLowerCase() === 'bearer';
 }
 
+/**
+ * Reads the OAuth `error` code. It goes into error messages, so only a value in the character
+ * set of RFC 6749 section 5.2 and at most 64 characters long counts.
+ */
 function readOAuthError(body: unknown): string | undefined {
-  if (isObject(body) && typeof body.error === 'string' && body.error !== '') {
+  if (isObject(body) && typeof body.error === 'string' && OAUTH_ERROR_CODE.test(body.error)) {
     return body.error;
   }
   return undefined;

@@ -76,7 +76,11 @@ describe('processTokenResponse', () => {
 
   describe('when a field is in an accepted variant', () => {
     it('accepts expires_in as a numeric string', async () => {
-      const body = JSON.stringify({ access_token: TOKEN, expires_in: '3600', token_type: 'bearer' });
+      const body = JSON.stringify({
+        access_token: TOKEN,
+        expires_in: '3600',
+        token_type: 'bearer',
+      });
 
       const grant = await processTokenResponse(respond(200, body), OPTIONS);
 
@@ -236,7 +240,8 @@ describe('processTokenResponse', () => {
     ];
 
     it.each(cases)('rejects $name', async ({ body, reason, contentType }) => {
-      const headers = contentType === undefined ? {} : { 'content-type': contentType };
+      const headers: Record<string, string> =
+        contentType === undefined ? {} : { 'content-type': contentType };
 
       const error = await rejection(respond(200, body, headers));
 
@@ -306,6 +311,16 @@ describe('processTokenResponse', () => {
         expect(error.message).toContain(`(HTTP 400 ${oauthError})`);
       },
     );
+
+    it('ignores an error code outside the RFC 6749 character set', async () => {
+      const body = JSON.stringify({ error: `bad"code ${'x'.repeat(80)}` });
+
+      const error = await rejection(respond(400, body));
+
+      expect(error).toBeInstanceOf(UnsupportedGrantTypeError);
+      expect((error as UnsupportedGrantTypeError).oauthError).toBeUndefined();
+      expect(error.message).toContain('(HTTP 400)');
+    });
 
     it('throws InvalidClientError for invalid_client', async () => {
       const body = JSON.stringify({ error: 'invalid_client' });
@@ -459,42 +474,45 @@ describe('processTokenResponse', () => {
 });
 
 describe('token endpoint errors', () => {
-  // Each body holds the token and the secret, as a misbehaving endpoint might echo them.
+  // Each body contains the token and the secret, as a misbehaving endpoint might echo them.
   // The second copy of the token sits under a field that no mask knows by name.
   const leaky = `{"error":"%s","access_token":"${TOKEN}","client_secret":"${SECRET}","echo":"${TOKEN}","token_type":"mac"}`;
-  const cases: { name: string; response: () => Response; errorClass: new (...args: never[]) => Error }[] =
-    [
-      {
-        name: 'InvalidTokenResponseError',
-        response: () => respond(200, leaky.replace('%s', 'none')),
-        errorClass: InvalidTokenResponseError,
-      },
-      {
-        name: 'InvalidClientError',
-        response: () => respond(401, leaky.replace('%s', 'invalid_client')),
-        errorClass: InvalidClientError,
-      },
-      {
-        name: 'UnsupportedGrantTypeError',
-        response: () => respond(400, leaky.replace('%s', 'unsupported_grant_type')),
-        errorClass: UnsupportedGrantTypeError,
-      },
-      {
-        name: 'ClientRejectedError',
-        response: () => respond(400, leaky.replace('%s', 'invalid_scope')),
-        errorClass: ClientRejectedError,
-      },
-      {
-        name: 'RateLimitedError',
-        response: () => respond(429, leaky.replace('%s', 'slow_down')),
-        errorClass: RateLimitedError,
-      },
-      {
-        name: 'TokenEndpointError',
-        response: () => respond(500, leaky.replace('%s', 'server_error')),
-        errorClass: TokenEndpointError,
-      },
-    ];
+  const cases: {
+    name: string;
+    response: () => Response;
+    errorClass: new (...args: never[]) => Error;
+  }[] = [
+    {
+      name: 'InvalidTokenResponseError',
+      response: () => respond(200, leaky.replace('%s', 'none')),
+      errorClass: InvalidTokenResponseError,
+    },
+    {
+      name: 'InvalidClientError',
+      response: () => respond(401, leaky.replace('%s', 'invalid_client')),
+      errorClass: InvalidClientError,
+    },
+    {
+      name: 'UnsupportedGrantTypeError',
+      response: () => respond(400, leaky.replace('%s', 'unsupported_grant_type')),
+      errorClass: UnsupportedGrantTypeError,
+    },
+    {
+      name: 'ClientRejectedError',
+      response: () => respond(400, leaky.replace('%s', 'invalid_scope')),
+      errorClass: ClientRejectedError,
+    },
+    {
+      name: 'RateLimitedError',
+      response: () => respond(429, leaky.replace('%s', 'slow_down')),
+      errorClass: RateLimitedError,
+    },
+    {
+      name: 'TokenEndpointError',
+      response: () => respond(500, leaky.replace('%s', 'server_error')),
+      errorClass: TokenEndpointError,
+    },
+  ];
 
   it.each(cases)('$name holds no token or secret', async ({ response, errorClass }) => {
     const error = await rejection(response());
@@ -532,10 +550,16 @@ describe('parseRetryAfter', () => {
     expect(parseRetryAfter(header, now)).toBe(expected);
   });
 
-  it.each([null, '', 'soon', '-5', '1.5', '5s', '2024-03-24T08:01:30Z', 'Sun, 99 Mar 2024 08:01:30 GMT'])(
-    'returns undefined for %j',
-    (header) => {
-      expect(parseRetryAfter(header, now)).toBeUndefined();
-    },
-  );
+  it.each([
+    null,
+    '',
+    'soon',
+    '-5',
+    '1.5',
+    '5s',
+    '2024-03-24T08:01:30Z',
+    'Sun, 99 Mar 2024 08:01:30 GMT',
+  ])('returns undefined for %j', (header) => {
+    expect(parseRetryAfter(header, now)).toBeUndefined();
+  });
 });

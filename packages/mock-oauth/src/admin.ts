@@ -43,8 +43,7 @@ const ROUTES: Record<string, Record<string, AdminHandler>> = {
     GET: (server, _request, response) => sendJson(response, 200, server.issuedTokens()),
   },
   '/__tokens/revoke': {
-    POST: (server, _request, response) =>
-      sendJson(response, 200, { revoked: server.revokeTokens() }),
+    POST: revokeTokens,
   },
 };
 
@@ -119,6 +118,28 @@ async function setExpiresIn(
     throw error;
   }
   sendJson(response, 200, { expiresIn: server.expiresIn });
+}
+
+/** Revokes the token in `{ "token": "..." }`, or every token for an empty body. */
+async function revokeTokens(
+  server: MockOAuthServer,
+  request: IncomingMessage,
+  response: ServerResponse,
+): Promise<void> {
+  const body = await readJsonBody(request, response);
+  if (body === undefined) {
+    return;
+  }
+
+  if (body.token === undefined) {
+    sendJson(response, 200, { revoked: server.revokeTokens() });
+    return;
+  }
+  if (typeof body.token !== 'string') {
+    sendOAuthError(response, 400, 'invalid_request', '"token" must be a string');
+    return;
+  }
+  sendJson(response, 200, { revoked: server.revokeToken(body.token) ? 1 : 0 });
 }
 
 /** Reads a JSON object body; sends 400 or 413 and returns `undefined` when there is none. */

@@ -23,7 +23,7 @@ Options (a flag overrides its environment variable):
 
 const LOG_LEVELS = new Set(['trace', 'debug', 'info', 'warn', 'error', 'fatal', 'silent']);
 
-/** What the command runs with, after flags and environment are merged. */
+/** Settings of one command run, after flags and environment are merged. */
 export interface CliConfig {
   help: boolean;
   logLevel: string;

@@ -21,7 +21,7 @@ export interface TokenEndpointFaults {
   body?: unknown;
   /** `Content-Type` of `body`. Default `application/json; charset=utf-8`. */
   contentType?: string;
-  /** Answer 429 with `Retry-After: retryAfterSeconds` (a whole number of seconds, 0 or more). */
+  /** Respond 429 with `Retry-After: retryAfterSeconds` (a whole number of seconds, 0 or more). */
   rateLimit?: { retryAfterSeconds: number };
   /**
    * Hand back the client's newest active token again, with `expires_in` counting down its
@@ -42,7 +42,7 @@ export interface TokenEndpointFaults {
 
 /** Faults of the protected resource `/api/orders`. */
 export interface ResourceFaults {
-  /** Answer 401 to every request, whatever token it carries. */
+  /** Respond 401 to every request, whatever token it carries. */
   alwaysUnauthorized?: boolean;
 }
 

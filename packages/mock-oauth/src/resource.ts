@@ -5,7 +5,7 @@ import { sendJson } from './http-io.js';
 import type { MockOAuthCounts } from './token-endpoint.js';
 import type { TokenStore } from './token-store.js';
 
-/** What the protected resource needs from the server. */
+/** Server state that the protected resource reads and counts into. */
 export interface ResourceContext {
   readonly store: TokenStore;
   readonly faults: FaultController;

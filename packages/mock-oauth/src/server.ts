@@ -38,6 +38,8 @@ export interface MockOAuthServer {
   issuedTokens(): IssuedTokenInfo[];
   /** Returns whether the resource accepts `token` now: issued here, not revoked, not expired. */
   isTokenActive(token: string): boolean;
+  /** Revokes one token, so the resource rejects it. Returns whether it was active. */
+  revokeToken(token: string): boolean;
   /** Revokes every issued token. Returns how many were active. */
   revokeTokens(): number;
   /** Replaces every fault; throws `TypeError` (code `ERR_INVALID_ARG_*`) on an invalid one. */
@@ -147,6 +149,12 @@ class HttpMockOAuthServer implements MockOAuthServer {
 
   isTokenActive(token: string): boolean {
     return this.store.isActive(token);
+  }
+
+  revokeToken(token: string): boolean {
+    const wasActive = this.store.revoke(token);
+    this.logger.info({ wasActive }, 'token revoked');
+    return wasActive;
   }
 
   revokeTokens(): number {

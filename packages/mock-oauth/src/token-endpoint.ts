@@ -21,13 +21,13 @@ export interface MockOAuthCounts {
   tokenSuccesses: number;
   /** Requests to `/api/orders`, any method. */
   resourceRequests: number;
-  /** Resource requests answered 200. */
+  /** Resource requests that got 200. */
   resourceOk: number;
-  /** Resource requests answered 401. */
+  /** Resource requests that got 401. */
   resourceUnauthorized: number;
 }
 
-/** What the token endpoint needs from the server. */
+/** Server state and services that the token endpoint uses. */
 export interface TokenEndpointContext {
   readonly store: TokenStore;
   readonly faults: FaultController;
@@ -68,12 +68,12 @@ export async function handleTokenRequest(
     if (error instanceof BodyTooLargeError) {
       sendOAuthError(response, 413, 'invalid_request', error.message);
     }
-    // Any other read error means the client went away: there is nobody to answer.
+    // Any other read error means the client disconnected, so no response can be sent.
     return;
   }
 
   if (faults.noAnswer) {
-    context.logger.debug('token request left unanswered by fault');
+    context.logger.debug('token request left without response by fault');
     return;
   }
   if (faults.latencyMs !== undefined && faults.latencyMs > 0) {
@@ -139,7 +139,7 @@ function sendRawBody(
   sendText(response, status, text, contentType, headers);
 }
 
-/** The OAuth2 `error` code that a server would send with an injected status. */
+/** Returns the OAuth2 `error` code that a server would send with an injected status. */
 function oauthErrorForStatus(status: number): string {
   if (status === 401) {
     return 'invalid_client';
@@ -354,7 +354,7 @@ function authenticateClient(
 
 /**
  * Decodes `Authorization: Basic` credentials. RFC 6749 section 2.3.1 has the client form-encode
- * the id and secret before Base64, so both are form-decoded; a value that does not decode is
+ * the id and secret before Base64, so both are form-decoded. A value that does not decode is
  * used as it is. Returns `undefined` for a missing header or another scheme, and no secret when
  * the decoded value has no colon.
  */

@@ -4,7 +4,7 @@ import { performance } from 'node:perf_hooks';
 /** Bytes of randomness in one access token; hex-encoded they give 64 characters. */
 const TOKEN_BYTES = 32;
 
-/** What the server keeps about one access token it issued. */
+/** Server record of one issued access token. */
 interface StoredToken {
   token: string;
   /** SHA-256 of the token, hex; the only form in which a token leaves the store. */
@@ -113,6 +113,18 @@ export class TokenStore {
     return revoked;
   }
 
+  /** Revokes `token`. Returns whether it was active before. */
+  revoke(token: string): boolean {
+    const stored = this.tokens.get(token);
+    if (stored === undefined) {
+      return false;
+    }
+
+    const wasActive = isActiveAt(stored, performance.now());
+    stored.revoked = true;
+    return wasActive;
+  }
+
   /** Revokes every token. Returns how many were active before. */
   revokeAll(): number {
     const now = performance.now();
@@ -157,9 +169,9 @@ function isActiveAt(stored: StoredToken, nowMs: number): boolean {
 }
 
 /**
- * Remaining life in seconds, rounded down so that it never claims more life than the token has:
- * to whole seconds when the lifetime is a whole number of seconds (the integer Quiqup sends), else
- * to milliseconds, so that short test lifetimes such as 0.3 s still count down.
+ * Returns the remaining life in seconds, rounded down so that it never claims more life than the
+ * token has. A whole-second lifetime (the integer Quiqup sends) gives whole seconds. Any other
+ * lifetime gives milliseconds, so that short test lifetimes such as 0.3 s still count down.
  */
 function remainingSeconds(stored: StoredToken, nowMs: number): number {
   const remainingMs = Math.max(0, stored.expiresAtMs - nowMs);

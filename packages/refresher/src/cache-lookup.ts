@@ -1,8 +1,8 @@
 import type { TokenCache } from '@tokenfleet/core';
-import { invalidArgType, invalidArgValue } from './arguments.js';
+import { invalidArgType } from './arguments.js';
 
-/** Token caches as the worker and the sweep accept them. */
-export type CacheCollection = Iterable<TokenCache> | Map<string, TokenCache>;
+/** Token caches as the worker and the sweep accept them: any iterable, or a `Map` keyed by token id. */
+export type CacheCollection = Iterable<TokenCache> | ReadonlyMap<string, TokenCache>;
 
 /**
  * Returns the caches by token id. A `Map` is used as it is, so that caches the caller adds or
@@ -17,12 +17,13 @@ export function toCacheLookup(path: string, caches: CacheCollection): ReadonlyMa
   }
 
   const lookup = new Map<string, TokenCache>();
-  for (const cache of caches) {
+  for (const cache of caches as Iterable<TokenCache>) {
     if (cache === null || typeof cache !== 'object' || typeof cache.renew !== 'function') {
       throw invalidArgType(`${path}[]`, 'a token cache from createTokenCache()', cache);
     }
     if (lookup.has(cache.id)) {
-      throw invalidArgValue(path, `caches with distinct ids, but token ${cache.id} appears twice`, cache.id);
+      const error = new TypeError(`"${path}" holds two caches for token ${cache.id}; pass one per token`);
+      throw Object.assign(error, { code: 'ERR_INVALID_ARG_VALUE' });
     }
     lookup.set(cache.id, cache);
   }

@@ -4,6 +4,14 @@ import type { Logger } from 'pino';
 import type { RefresherMetrics } from './metrics.js';
 import type { RenewalJob } from './renewal-queue.js';
 
+/** A run that shutdown cut short; its job was handed back to the queue, so it is neither counted nor retried here. */
+export class RenewalCancelledError extends Error {
+  constructor() {
+    super('renewal run cancelled: the worker shut down and handed the job back to the queue');
+    this.name = 'RenewalCancelledError';
+  }
+}
+
 /** What a failed run tells the backoff strategy, keyed by the error the run threw. */
 export interface RetryHint {
   retryAfterMs: number | undefined;
@@ -80,6 +88,10 @@ async function processRenewal(
     }
     return result;
   } catch (error) {
+    if (error instanceof RenewalCancelledError) {
+      log.warn(fields, 'renewal run cancelled');
+      throw error;
+    }
     throw await classifyFailure(context, cache, error, fields);
   } finally {
     context.activeRenewals.delete(jobId);
@@ -143,7 +155,7 @@ function untilAborted<T>(promise: Promise<T>, signal: AbortSignal | undefined): 
   }
   return new Promise<T>((resolve, reject) => {
     const onAbort = () => {
-      reject(new Error('renewal run cancelled: the worker is shutting down'));
+      reject(new RenewalCancelledError());
     };
     if (signal.aborted) {
       onAbort();

@@ -8,6 +8,7 @@ import { openSessionFromOptions, TOKEN_COMMAND_OPTIONS } from './token-options.j
 export const getCommand: Command = {
   spec: {
     name: 'get',
+    title: 'Print a usable token (for scripts).',
     summary:
       'Prints a usable access token to stdout, and nothing else, from Redis or, when Redis ' +
       'holds none, from the token endpoint under the fleet lock.',

@@ -12,6 +12,7 @@ const MAX_STDIN_BYTES = 64 * 1024;
 export const invalidateCommand: Command = {
   spec: {
     name: 'invalidate',
+    title: 'Delete the stored token if it is still the given one.',
     summary:
       'Deletes the stored token only while Redis still holds the given token, so a newer token ' +
       'that another pod stored is kept. Prints whether it was deleted; both outcomes exit 0.',
@@ -43,7 +44,10 @@ export const invalidateCommand: Command = {
       if (values.json === true) {
         writeJson(io.stdout, { deleted });
       } else {
-        writeLine(io.stdout, deleted ? 'deleted' : 'not deleted: Redis holds another token or none');
+        writeLine(
+          io.stdout,
+          deleted ? 'deleted' : 'not deleted: Redis holds another token or none',
+        );
       }
     } finally {
       await session.close();
@@ -77,7 +81,9 @@ async function readToken(values: ParsedOptions, io: CliIo): Promise<string> {
     throw new UsageError('missing token: stdin was empty; pass --token or pipe the token on stdin');
   }
   if (/\s/.test(token)) {
-    throw new UsageError('invalid token on stdin: expected one token without spaces or line breaks');
+    throw new UsageError(
+      'invalid token on stdin: expected one token without spaces or line breaks',
+    );
   }
   return token;
 }

@@ -8,6 +8,7 @@ import { openSessionFromOptions, TOKEN_COMMAND_OPTIONS } from './token-options.j
 export const refreshCommand: Command = {
   spec: {
     name: 'refresh',
+    title: 'Fetch a new token now.',
     summary:
       'Fetches a new token now, under the fleet lock, and stores it for every pod. Prints the ' +
       'generation and remaining life; the token only with --print-token.',

@@ -1,8 +1,8 @@
 import type { OptionSpec, ParsedOptions } from '../args.js';
 import {
+  logLevelOption,
   PROVIDER_OPTIONS,
   REDIS_OPTIONS,
-  logLevelOption,
   resolveLogLevel,
   resolveProviderConfig,
   resolveRedisConfig,

@@ -11,7 +11,7 @@ import {
   type TokenRequest,
 } from './send-token-request.js';
 
-/** How the client authenticates to the token endpoint (RFC 6749 section 2.3.1). */
+/** Client authentication method at the token endpoint (RFC 6749 section 2.3.1). */
 export type ClientAuthMethod = 'client_secret_basic' | 'client_secret_post';
 
 /** Encoding of the token request body. */
@@ -19,19 +19,19 @@ export type TokenRequestBodyFormat = 'form' | 'json';
 
 /** Defaults of {@link OAuth2ClientCredentialsOptions}. */
 export const DEFAULT_OAUTH2_CLIENT_CREDENTIALS_OPTIONS = Object.freeze({
-  /** RFC 6749 section 2.3.1 requires servers to support HTTP Basic; the body method is optional. */
+  /** RFC 6749 section 2.3.1 requires servers to support HTTP Basic, but not the body method. */
   authMethod: 'client_secret_basic' as ClientAuthMethod,
   /** RFC 6749 section 4.4.2 defines the request as application/x-www-form-urlencoded. */
   bodyFormat: 'form' as TokenRequestBodyFormat,
   /**
-   * 5 minutes: RFC 6749 leaves the lifetime of a token without `expires_in` to the server, and
-   * 5 minutes is Keycloak's default access token lifespan, the shortest default among common
-   * servers. A token is then renewed early rather than sent after it ended.
+   * 5 minutes, Keycloak's default access token lifespan (realm setting `accessTokenLifespan: 300`).
+   * RFC 6749 leaves the lifetime of a token without `expires_in` to the server, and a short
+   * guess renews such a token early rather than sending it after it ended.
    */
   defaultExpiresInMs: 300_000,
 });
 
-/** Parameters the provider sets itself; `extraParams` may not override them. */
+/** Parameters that the provider sets itself, so `extraParams` may not override them. */
 const RESERVED_PARAMS: Readonly<Record<string, string>> = Object.freeze({
   grant_type: 'the provider always sends client_credentials',
   client_id: 'use options.clientId',
@@ -46,13 +46,13 @@ export interface OAuth2ClientCredentialsOptions {
   /** Token endpoint URL, http or https, without user info. */
   tokenUrl: string | URL;
   clientId: string;
-  /** Never logged or stored; also the default source of the key that seals the token in Redis. */
+  /** Client secret, never logged or stored. It is also the default source of the sealing key. */
   clientSecret: string;
   /** `scope` parameter: a space-separated string or a list of scopes. Default: not sent. */
   scope?: string | readonly string[];
   /** `audience` parameter, as Auth0 and others expect it. Default: not sent. */
   audience?: string;
-  /** `resource` parameter (RFC 8707); a list sends one parameter per entry. Default: not sent. */
+  /** `resource` parameter (RFC 8707). A list sends one parameter per entry. Default: not sent. */
   resource?: string | readonly string[];
   /**
    * `client_secret_basic` sends the credentials in an `Authorization: Basic` header,
@@ -61,7 +61,7 @@ export interface OAuth2ClientCredentialsOptions {
    */
   authMethod?: ClientAuthMethod;
   /**
-   * `form` sends `application/x-www-form-urlencoded` as RFC 6749 defines it; `json` sends a JSON
+   * `form` sends `application/x-www-form-urlencoded` as RFC 6749 defines it. `json` sends a JSON
    * object, for servers such as Quiqup that expect one. Default: `form`.
    */
   bodyFormat?: TokenRequestBodyFormat;
@@ -71,7 +71,7 @@ export interface OAuth2ClientCredentialsOptions {
    */
   extraParams?: Readonly<Record<string, string>>;
   /**
-   * Lifetime assumed when a token response has no `expires_in`, in milliseconds; must be > 0.
+   * Lifetime assumed when a token response has no `expires_in`, in milliseconds. Must be > 0.
    * Default: {@link DEFAULT_OAUTH2_CLIENT_CREDENTIALS_OPTIONS}.defaultExpiresInMs (5 minutes).
    */
   defaultExpiresInMs?: number;
@@ -146,7 +146,8 @@ function resolveSettings(options: OAuth2ClientCredentialsOptions): Settings {
     clientId: options.clientId,
     clientSecret: options.clientSecret,
     // Scopes are space-separated tokens (RFC 6749 section 3.3), so runs of spaces collapse to one.
-    scope: scopes.length === 0 ? undefined : scopes.flatMap((scope) => scope.split(/\s+/)).join(' '),
+    scope:
+      scopes.length === 0 ? undefined : scopes.flatMap((scope) => scope.split(/\s+/)).join(' '),
     audience: options.audience,
     resources: readStringList(options.resource, 'options.resource'),
     authMethod,
@@ -155,7 +156,7 @@ function resolveSettings(options: OAuth2ClientCredentialsOptions): Settings {
   };
 }
 
-/** Reads an optional string or list of strings; a list must hold at least one entry. */
+/** Reads an optional string or list of strings. A list must contain at least one entry. */
 function readStringList(value: unknown, path: string): string[] {
   if (value === undefined) {
     return [];
@@ -184,7 +185,7 @@ function readExtraParams(value: unknown): [string, string][] {
     );
   }
 
-  const entries = Object.entries(value).sort(([a], [b]) => (a < b ? -1 : a > b ? 1 : 0));
+  const entries = Object.entries(value).sort(compareByName);
   for (const [name, paramValue] of entries) {
     const path = `options.extraParams.${name}`;
     if (Object.hasOwn(RESERVED_PARAMS, name)) {
@@ -203,7 +204,15 @@ function readExtraParams(value: unknown): [string, string][] {
   return entries as [string, string][];
 }
 
-/** Every setting that changes the token, never the secret; key order is fixed. */
+/** Sorts by UTF-16 code units, so the order does not depend on the locale. */
+function compareByName([a]: [string, unknown], [b]: [string, unknown]): number {
+  if (a === b) {
+    return 0;
+  }
+  return a < b ? -1 : 1;
+}
+
+/** Lists every setting that changes the token, never the secret, in a fixed key order. */
 function buildIdentity(settings: Settings): Record<string, string> {
   const identity: Record<string, string> = {
     tokenUrl: settings.tokenUrl.href,
@@ -224,7 +233,7 @@ function buildIdentity(settings: Settings): Record<string, string> {
   return identity;
 }
 
-/** Body parameters in the order they are sent; `resource` may repeat. */
+/** Lists the body parameters in the order they are sent. `resource` may repeat. */
 function buildParams(settings: Settings): [string, string][] {
   const params: [string, string][] = [['grant_type', 'client_credentials']];
   if (settings.authMethod === 'client_secret_post') {

@@ -28,10 +28,10 @@ export const DEFAULT_QUIQUP_OPTIONS = Object.freeze({
 
 /** Options of {@link quiqup}. */
 export interface QuiqupOptions {
-  /** Which Quiqup server to use; picks the base URL unless `baseUrl` is set. */
+  /** Quiqup environment, whose base URL is used unless `baseUrl` is set. */
   environment: QuiqupEnvironment;
   clientId: string;
-  /** Never logged or stored; also the default source of the key that seals the token in Redis. */
+  /** Client secret, never logged or stored. It is also the default source of the sealing key. */
   clientSecret: string;
   /**
    * Base URL that replaces the environment's, such as a mock server in tests. The token request
@@ -39,7 +39,7 @@ export interface QuiqupOptions {
    */
   baseUrl?: string;
   /**
-   * Lifetime assumed when a token response has no `expires_in`, in milliseconds; must be > 0.
+   * Lifetime assumed when a token response has no `expires_in`, in milliseconds. Must be > 0.
    * Default: {@link DEFAULT_QUIQUP_OPTIONS}.defaultExpiresInMs (1 hour).
    */
   defaultExpiresInMs?: number;
@@ -76,16 +76,16 @@ export function quiqup(options: QuiqupOptions): TokenProvider {
       identity: Object.freeze({ tokenUrl, clientId }),
       label: `quiqup ${environment} client ${shortClientId(clientId)}`,
       requestToken(context: TokenRequestContext) {
-      const request = {
-        url: tokenUrl,
-        headers: { accept: 'application/json', 'content-type': 'application/json' },
-        body: JSON.stringify({
-          client_id: clientId,
-          client_secret: clientSecret,
-          grant_type: 'client_credentials',
-        }),
-      };
-      return sendTokenRequest(request, context, sendOptions);
+        const request = {
+          url: tokenUrl,
+          headers: { accept: 'application/json', 'content-type': 'application/json' },
+          body: JSON.stringify({
+            client_id: clientId,
+            client_secret: clientSecret,
+            grant_type: 'client_credentials',
+          }),
+        };
+        return sendTokenRequest(request, context, sendOptions);
       },
     },
     clientSecret,

@@ -6,9 +6,9 @@ import { processTokenResponse } from '../wire.js';
 export interface TokenRequest {
   /** Token endpoint URL. */
   url: string;
-  /** Request headers; may hold the client secret (HTTP Basic), so they are never logged. */
+  /** Request headers, which may contain the client secret (HTTP Basic), so they are never logged. */
   headers: Record<string, string>;
-  /** Encoded request body; may hold the client secret, so it is never logged. */
+  /** Encoded request body, which may contain the client secret, so it is never logged. */
   body: string;
 }
 
@@ -64,7 +64,7 @@ export async function sendTokenRequest(
   try {
     return await processTokenResponse(response, { defaultExpiresInMs: options.defaultExpiresInMs });
   } catch (error) {
-    // The signal may abort while the body is still arriving; processTokenResponse then throws a
+    // When the signal aborts while the body is still arriving, processTokenResponse throws a
     // TokenEndpointError whose cause is the abort reason.
     if (error instanceof TokenEndpointError && isAbort(error.cause, context.signal)) {
       throw abortError(endpoint, context);
@@ -73,7 +73,7 @@ export async function sendTokenRequest(
   }
 }
 
-/** Checks the options that every provider shares; throws `TypeError` for a caller mistake. */
+/** Checks the options that every provider shares and throws `TypeError` for a caller mistake. */
 export function checkClientOptions(options: unknown, functionName: string): void {
   if (typeof options !== 'object' || options === null) {
     throw invalidArgument(
@@ -109,7 +109,7 @@ export function checkNonEmptyString(value: unknown, path: string): asserts value
   }
 }
 
-/** Throws `TypeError` unless `value` is an integer > 0 (milliseconds, for the messages). */
+/** Throws `TypeError` unless `value` is an integer > 0. The messages call it milliseconds. */
 export function checkPositiveInteger(value: unknown, path: string): asserts value is number {
   if (typeof value !== 'number') {
     throw invalidArgument(
@@ -126,8 +126,8 @@ export function checkPositiveInteger(value: unknown, path: string): asserts valu
 }
 
 /**
- * Parses an http or https URL; throws `TypeError` otherwise. URLs with user info are rejected,
- * because `fetch` refuses them and the URL becomes part of the token identity and of messages.
+ * Parses an http or https URL and throws `TypeError` for anything else. URLs with user info are
+ * rejected because `fetch` rejects them too, and the URL becomes part of the token identity.
  */
 export function checkHttpUrl(value: unknown, path: string): URL {
   if (typeof value !== 'string' && !(value instanceof URL)) {
@@ -139,7 +139,10 @@ export function checkHttpUrl(value: unknown, path: string): URL {
 
   const url = URL.canParse(String(value)) ? new URL(String(value)) : undefined;
   if (url === undefined || (url.protocol !== 'https:' && url.protocol !== 'http:')) {
-    throw invalidArgument('ERR_INVALID_ARG_VALUE', `"${path}" must be an absolute http or https URL`);
+    throw invalidArgument(
+      'ERR_INVALID_ARG_VALUE',
+      `"${path}" must be an absolute http or https URL`,
+    );
   }
   if (url.username !== '' || url.password !== '') {
     throw invalidArgument(
@@ -162,7 +165,10 @@ export function invalidArgument(
  * Freezes a provider with `sealingSecret` as a non-enumerable property, so `JSON.stringify`,
  * `util.inspect` and pino never print the secret when a caller logs the provider.
  */
-export function createProvider(fields: Omit<TokenProvider, 'sealingSecret'>, sealingSecret: string): TokenProvider {
+export function createProvider(
+  fields: Omit<TokenProvider, 'sealingSecret'>,
+  sealingSecret: string,
+): TokenProvider {
   const provider = { ...fields };
   Object.defineProperty(provider, 'sealingSecret', { value: sealingSecret, enumerable: false });
   return Object.freeze(provider) as TokenProvider;
@@ -180,7 +186,7 @@ function isAbort(error: unknown, signal: AbortSignal): boolean {
   if (!signal.aborted) {
     return false;
   }
-  // undici rejects with the signal's reason; other fetch implementations throw an AbortError.
+  // undici rejects with the signal's reason, and other fetch implementations throw an AbortError.
   return (
     error === signal.reason ||
     (error instanceof Error && (error.name === 'AbortError' || error.name === 'TimeoutError'))
@@ -205,8 +211,8 @@ function networkError(endpoint: string, error: unknown): TokenEndpointError {
 }
 
 /**
- * undici throws `TypeError('fetch failed')` with the socket error, such as ECONNREFUSED, as its
- * cause; other implementations put the code on the error itself.
+ * Reads the error code. undici throws `TypeError('fetch failed')` whose cause is the socket error,
+ * such as ECONNREFUSED, and other implementations put the code on the error itself.
  */
 function errorCode(error: unknown): string {
   for (const candidate of [(error as { cause?: unknown } | undefined)?.cause, error]) {
