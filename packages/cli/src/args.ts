@@ -160,7 +160,11 @@ export function formatCommandHelp(command: CommandSpec): string {
     wrapText(command.summary, HELP_WIDTH),
     '',
     'Options:',
-    ...rows.map((row) => `  ${row.flag.padEnd(width)}  ${row.text}`),
+    ...rows.map((row) => {
+      const indent = ' '.repeat(width + 4);
+      const text = wrapText(row.text, Math.max(HELP_WIDTH - indent.length, 30));
+      return `  ${row.flag.padEnd(width)}  ${text.replaceAll('\n', `\n${indent}`)}`;
+    }),
   ];
   for (const note of command.notes ?? []) {
     lines.push('', wrapText(note, HELP_WIDTH));

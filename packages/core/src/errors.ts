@@ -110,6 +110,7 @@ export class RateLimitedError extends TokenfleetError {
 export class TokenEndpointError extends TokenfleetError {
   readonly status: number | undefined;
   readonly bodyPreview: string | undefined;
+  readonly oauthError: string | undefined;
   readonly retryAfterMs: number | undefined;
 
   constructor(
@@ -120,6 +121,7 @@ export class TokenEndpointError extends TokenfleetError {
     super(code, message, { cause: details.cause });
     this.status = details.status;
     this.bodyPreview = details.bodyPreview;
+    this.oauthError = details.oauthError;
     this.retryAfterMs = details.retryAfterMs;
   }
 }
@@ -170,8 +172,9 @@ export class TokenCacheClosedError extends TokenfleetError {
 }
 
 /**
- * Cuts a response body down to a preview that is safe to log: at most
- * {@link BODY_PREVIEW_MAX_CHARS} characters, with any `access_token` value masked.
+ * Cuts a response body down to a preview of at most {@link BODY_PREVIEW_MAX_CHARS} characters,
+ * with whole JSON `access_token` values masked. Callers that hold the parsed body mask more
+ * (`wire.ts` masks every secret field, in JSON and form bodies, and every copy of the token).
  */
 export function previewBody(body: string): string {
   const masked = body.replace(/("access_token"\s*:\s*")[^"]*(")/g, '$1[redacted]$2');

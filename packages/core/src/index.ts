@@ -16,7 +16,7 @@ export {
 } from './errors.js';
 export { type InspectTokensOptions, inspectTokens } from './inspect-tokens.js';
 export { buildTokenKeys, computeTokenId, type TokenKeys } from './keys.js';
-export { storedLifetimeMs } from './lifetime.js';
+export { MAX_STORED_LIFETIME_MS, storedLifetimeMs } from './lifetime.js';
 export {
   DEFAULT_TOKEN_CACHE_OPTIONS,
   defaultRefreshAheadMs,

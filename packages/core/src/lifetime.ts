@@ -8,16 +8,23 @@ import {
 } from './errors.js';
 
 /**
+ * Longest life the cache stores, in milliseconds (365 days). An endpoint that states more is
+ * taken at this value, so a bogus `expires_in` such as 1e300 never reaches Redis or a timer.
+ */
+export const MAX_STORED_LIFETIME_MS = 365 * 24 * 3_600_000;
+
+/**
  * Computes the PX of a token with `remainingMs` of life left on arrival. The margin is `skewMs`,
  * but never more than half the remaining life, so a token shorter than the margin keeps half its
- * life instead of none. Returns an integer of at least 1, or 0 when no usable life is left.
+ * life instead of none. Returns an integer of at least 1 and at most
+ * {@link MAX_STORED_LIFETIME_MS}, or 0 when no usable life is left.
  */
 export function storedLifetimeMs(remainingMs: number, skewMs: number): number {
   if (!(remainingMs > 0)) {
     return 0;
   }
   const marginMs = Math.min(skewMs, remainingMs / 2);
-  const lifetimeMs = Math.floor(remainingMs - marginMs);
+  const lifetimeMs = Math.min(Math.floor(remainingMs - marginMs), MAX_STORED_LIFETIME_MS);
   return lifetimeMs >= 1 ? lifetimeMs : 0;
 }
 
