@@ -19,7 +19,7 @@ export interface CommandSpec {
   name: string;
   /** A few words for the command list of `tokenfleet --help`. */
   title: string;
-  /** What the command does, for its own `--help`. */
+  /** Description of the command, for its own `--help`. */
   summary: string;
   usage: string;
   options: Record<string, OptionSpec>;

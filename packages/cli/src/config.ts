@@ -7,7 +7,7 @@ export const DEFAULT_KEY_PREFIX = 'tokenfleet';
 /** Renewal queue name that the refresher uses when none is set. */
 export const DEFAULT_QUEUE_NAME = 'tokenfleet-renewal';
 
-/** Quiqup environments that `quiqup()` knows the base URL of. */
+/** Quiqup environments that have a base URL in `quiqup()`. */
 export const QUIQUP_ENVIRONMENTS = ['production', 'staging'] as const;
 export type QuiqupEnvironment = (typeof QUIQUP_ENVIRONMENTS)[number];
 
@@ -61,7 +61,7 @@ export const PROVIDER_OPTIONS: Record<string, OptionSpec> = {
   },
 };
 
-/** The `--log-level` option; `fallback` is the level when neither flag nor variable is set. */
+/** Returns the `--log-level` option; `fallback` is the level when neither flag nor variable is set. */
 export function logLevelOption(fallback: string, where: string): OptionSpec {
   return {
     type: 'string',
@@ -171,11 +171,6 @@ export function resolveProviderConfig(
     );
   }
   return { clientId, clientSecret, environment, baseUrl };
-}
-
-/** Whether the environment holds a client id, so that a provider can be built. */
-export function hasProviderConfig(values: ParsedOptions, env: NodeJS.ProcessEnv): boolean {
-  return optionOrEnv(values, 'client-id', 'QUIQUP_CLIENT_ID', env) !== undefined;
 }
 
 /** Resolves `--log-level` or `TOKENFLEET_LOG_LEVEL`. */

@@ -39,8 +39,8 @@ export function startWorkerFleet(
   const workers = Array.from({ length: count }, (_, index) => startWorker(configFor(index)));
   const ready = Promise.all(workers.map((worker) => worker.ready)).then(() => undefined);
   const results = Promise.all(workers.map((worker) => worker.result));
-  // The caller may stop waiting on either after the other failed; neither rejection is lost,
-  // because the caller awaits one of them and that one reports the failure.
+  // The caller awaits one of the two and stops after a failure, so the other one's rejection
+  // must not count as unhandled. The awaited promise still reports the failure.
   ready.catch(() => {});
   results.catch(() => {});
 
@@ -131,7 +131,7 @@ interface Deferred<T> {
   reject(error: Error): void;
 }
 
-/** A promise with its resolve and reject functions; its rejection is never reported as unhandled. */
+/** Creates a promise with its resolve and reject functions; its rejection never counts as unhandled. */
 function deferred<T>(): Deferred<T> {
   let resolve: (value: T) => void = () => {};
   let reject: (error: Error) => void = () => {};

@@ -1,6 +1,6 @@
 /**
  * Messages between the demo and its worker processes, one per line. The demo writes a `CONFIG`
- * line and later a `GO` line to the worker's stdin; the worker writes `READY` once its cache is
+ * line and later a `GO` line to the worker's stdin. The worker writes `READY` once its cache is
  * set up, then one `RESULT` line, or an `ERROR` line when it fails.
  */
 
@@ -19,7 +19,7 @@ export const RESULT_PREFIX = 'RESULT ';
 /** Prefix of the line that carries the message of a worker failure. */
 export const ERROR_PREFIX = 'ERROR ';
 
-/** What one worker needs; sent on stdin so the demo client's secret never sits in argv. */
+/** Settings of one worker, sent on stdin so that the demo client's secret is never in argv. */
 export interface DemoWorkerConfig {
   index: number;
   redisUrl: string;
@@ -37,15 +37,15 @@ export interface DemoWorkerConfig {
   logLevel: string;
 }
 
-/** What one worker reports. Token hashes are SHA-256 hex; no token crosses the pipe. */
+/** Report of one worker. Token hashes are SHA-256 hex, and no token crosses the pipe. */
 export interface DemoWorkerResult {
   index: number;
   calls: number;
-  /** Calls answered 2xx. */
+  /** Calls with a 2xx response. */
   ok: number;
-  /** Calls whose final answer was 401, after the one retry of the authorized fetch. */
+  /** Calls whose final response was 401, after the one retry of the authorized fetch. */
   unauthorized: number;
-  /** Calls answered with any other status. */
+  /** Calls with a response of any other status. */
   otherStatus: number;
   /** Calls that raised an error, such as a failed token request. */
   errors: number;

@@ -31,16 +31,16 @@ export interface DemoOptions {
 /** Outcome of a demo run; `--json` prints it as it is. */
 export interface DemoSummary {
   passed: boolean;
-  /** Why the run failed; empty when it passed. */
+  /** Reasons of the failure; empty when the run passed. */
   problems: string[];
   workers: number;
   callsPerWorker: number;
   calls: number;
-  /** Calls answered 2xx. */
+  /** Calls with a 2xx response. */
   successes: number;
-  /** Calls that did not end with a 2xx answer, errors included. */
+  /** Calls that did not end with a 2xx response, errors included. */
   failures: number;
-  /** 401 answers of the protected resource, counted by the mock, retried ones included. */
+  /** 401 responses of the protected resource, counted by the mock, retried ones included. */
   unauthorized: number;
   /** Token requests that reached the mock token endpoint. */
   tokenRequests: number;

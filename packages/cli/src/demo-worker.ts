@@ -34,7 +34,7 @@ try {
 
 async function runWorker(): Promise<void> {
   const config = JSON.parse(await expectLine(CONFIG_PREFIX)) as DemoWorkerConfig;
-  // Library components add their own `component` field; this process's lines say `demo-worker`.
+  // Library components add their own `component` field, and this process's lines use `demo-worker`.
   const baseLogger = createCliLogger(
     config.logFile ? config.logLevel : 'silent',
     config.logFile ?? 1,

@@ -14,8 +14,8 @@ export type CliErrorCode =
   | 'TOKENFLEET_CLI_FAILED';
 
 /**
- * Base class of the command's own errors. The message is one line, safe to print: it never holds
- * a secret or a token.
+ * Base class of the command's own errors. The message is one line and safe to print, because it
+ * never contains a secret or a token.
  */
 export class CliError extends Error {
   readonly code: CliErrorCode;

@@ -6,7 +6,7 @@ import { CommandFailedError } from './errors.js';
 /** Time to open the connection before a command gives up, in milliseconds. */
 const CONNECT_TIMEOUT_MS = 5_000;
 
-/** Longest pause between reconnect attempts of a long-running command, in milliseconds. */
+/** Maximum pause between reconnect attempts of a long-running command, in milliseconds. */
 const MAX_RECONNECT_DELAY_MS = 2_000;
 
 export interface ConnectRedisOptions {
@@ -42,7 +42,10 @@ export async function connectRedis(url: string, options: ConnectRedisOptions): P
   try {
     await redis.connect();
   } catch (err) {
-    redis.disconnect();
+    // A connection that has ended needs no disconnect(), which would arm a 2 s timer of ioredis.
+    if (redis.status !== 'end') {
+      redis.disconnect();
+    }
     const cause = lastError ?? err;
     const reason = cause instanceof Error ? cause.message : String(cause);
     throw new CommandFailedError(`cannot connect to Redis at ${redactUrl(url)}: ${reason}`, {

@@ -7,7 +7,7 @@ import { setTimeout as sleep } from 'node:timers/promises';
 import { checkRedisUrl, redactUrl } from './config.js';
 import { RedisUnavailableError } from './errors.js';
 
-/** How long a spawned redis-server may take to answer PING, in milliseconds. */
+/** How long a spawned redis-server may take to reply to PING, in milliseconds. */
 const DEFAULT_START_TIMEOUT_MS = 10_000;
 
 /** Pause between PING attempts while redis-server starts, in milliseconds. */
@@ -28,7 +28,7 @@ const DOCKER_CHECK_TIMEOUT_MS = 3_000;
 /** Image that the testcontainers fallback starts. */
 const REDIS_IMAGE = 'redis:7-alpine';
 
-/** Where the Redis server of a run comes from. */
+/** Origin of the Redis server of a run. */
 export type RedisSource = 'url' | 'redis-server' | 'testcontainers';
 
 /** A Redis server that the demo can use; `close()` stops it when the launcher started it. */
@@ -47,14 +47,14 @@ export interface LaunchRedisOptions {
   redisServerCommand?: string;
   /** Whether to try testcontainers when redis-server cannot start. Default true. */
   testcontainers?: boolean;
-  /** How long a started server may take to answer PING, in milliseconds. Default 10000. */
+  /** How long a started server may take to reply to PING, in milliseconds. Default 10000. */
   startTimeoutMs?: number;
 }
 
 /**
  * Finds a Redis server for the demo: the given URL; else a `redis-server` started on a free
  * loopback port with persistence off; else a container through testcontainers when that package
- * is installed and a Docker engine answers. Raises `RedisUnavailableError` saying how to get one
+ * is installed and a Docker engine responds. Raises `RedisUnavailableError` saying how to get one
  * when none of these works.
  */
 export async function launchRedis(options: LaunchRedisOptions = {}): Promise<LaunchedRedis> {
@@ -84,7 +84,7 @@ export async function launchRedis(options: LaunchRedisOptions = {}): Promise<Lau
       if (launched) {
         return launched;
       }
-      failures.push('testcontainers: not installed or no Docker engine answered');
+      failures.push('testcontainers: not installed or no Docker engine responded');
     } catch (err) {
       failures.push(`testcontainers: ${errorMessage(err)}`);
     }
@@ -166,7 +166,7 @@ async function waitForRedis(
   child.once('exit', (code, signal) => {
     const tail = lastLine(output());
     failure ??= new Error(
-      `exited with ${signal ?? `code ${code}`} before answering PING${tail ? `: ${tail}` : ''}`,
+      `exited with ${signal ?? `code ${code}`} before replying to PING${tail ? `: ${tail}` : ''}`,
     );
   });
 
@@ -180,11 +180,11 @@ async function waitForRedis(
     }
     await sleep(PING_INTERVAL_MS);
   }
-  throw failure ?? new Error(`did not answer PING on port ${port} within ${timeoutMs} ms`);
+  throw failure ?? new Error(`no reply to PING on port ${port} within ${timeoutMs} ms`);
 }
 
 /** Sends one inline PING and reports whether `+PONG` came back. */
-function answersPing(port: number): Promise<boolean> {
+export function answersPing(port: number): Promise<boolean> {
   return new Promise((resolve) => {
     const socket = new Socket();
     let reply = '';

@@ -6,7 +6,10 @@ import { Redis } from 'ioredis';
 /** The command under test, run from source through tsx as `pnpm demo` does. */
 export const BIN_PATH = fileURLToPath(new URL('../src/bin.ts', import.meta.url));
 
-/** Longest run of one command before the test kills it, in milliseconds. */
+/** The package folder; `--import tsx` resolves tsx from there up to the repository root. */
+export const PACKAGE_DIR = fileURLToPath(new URL('..', import.meta.url));
+
+/** Maximum run time of one command before the test kills it, in milliseconds. */
 const RUN_TIMEOUT_MS = 60_000;
 
 /** Redis server of the tests: the run's shared server, else the machine's default one. */
@@ -26,7 +29,7 @@ export interface RunOptions {
   input?: string;
 }
 
-/** A minimal environment: PATH and HOME only, so no TOKENFLEET_* or QUIQUP_* variable leaks in. */
+/** Returns a minimal environment of PATH and HOME, so no TOKENFLEET_* or QUIQUP_* variable leaks in. */
 export function cleanEnv(extra: Record<string, string> = {}): Record<string, string> {
   return { PATH: process.env.PATH ?? '/usr/bin:/bin', HOME: process.env.HOME ?? '/tmp', ...extra };
 }
@@ -35,6 +38,7 @@ export function cleanEnv(extra: Record<string, string> = {}): Record<string, str
 export function runTokenfleet(args: string[], options: RunOptions = {}): Promise<CliRun> {
   return new Promise((resolve, reject) => {
     const child = spawn(process.execPath, ['--import', 'tsx', BIN_PATH, ...args], {
+      cwd: PACKAGE_DIR,
       env: options.env ?? cleanEnv(),
       stdio: ['pipe', 'pipe', 'pipe'],
     });
@@ -59,7 +63,7 @@ export function runTokenfleet(args: string[], options: RunOptions = {}): Promise
   });
 }
 
-/** A name unique to this test run, for key prefixes and queue names. */
+/** Returns a name unique to this test run, for key prefixes and queue names. */
 export function uniqueName(kind: string): string {
   return `tokenfleet-cli-test-${kind}-${randomBytes(4).toString('hex')}`;
 }

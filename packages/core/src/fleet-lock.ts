@@ -61,17 +61,30 @@ export interface FleetLock {
   tryAcquire(resource: string, ttlMs: number): Promise<LockLease | undefined>;
 }
 
-/** A Redlock lock over one Redis, or a quorum of several independent masters. */
-export function createRedlockFleetLock(clients: ReadonlyArray<Redis | Cluster>): FleetLock {
+/**
+ * A Redlock lock over one Redis, or a quorum of several independent masters. Redlock sets no
+ * timeout of its own, so every acquire and release fails after `timeoutMs` milliseconds, also on
+ * a connection that queues commands while Redis does not answer.
+ */
+export function createRedlockFleetLock(
+  clients: ReadonlyArray<Redis | Cluster>,
+  timeoutMs: number,
+): FleetLock {
   // retryCount 0: the cache waits for the holder's `refreshed` message itself instead of polling.
   const instance = new redlock.default(clients, { retryCount: 0, driftFactor: 0.01 });
 
   return {
     async tryAcquire(resource, ttlMs) {
+      const acquiring = instance.acquire([resource], ttlMs, { retryCount: 0 });
       let lock: RedlockLock;
       try {
-        lock = await instance.acquire([resource], ttlMs, { retryCount: 0 });
+        lock = await withTimeout(acquiring, timeoutMs, 'acquire');
       } catch (error) {
+        if (error instanceof LockCommandTimeoutError) {
+          // An acquire that succeeds after the timeout would block the fleet until its TTL ends.
+          acquiring.then((late) => late.release()).catch(() => {});
+          throw error;
+        }
         if (await isHeldByAnother(error)) {
           return undefined;
         }
@@ -81,11 +94,35 @@ export function createRedlockFleetLock(clients: ReadonlyArray<Redis | Cluster>):
       return {
         remainingMs: () => lock.expiration - Date.now(),
         release: async () => {
-          await lock.release();
+          await withTimeout(lock.release(), timeoutMs, 'release');
         },
       };
     },
   };
+}
+
+/** A lock command that Redis did not answer within the timeout of `createRedlockFleetLock()`. */
+class LockCommandTimeoutError extends Error {
+  constructor(operation: string, timeoutMs: number) {
+    super(`redis lock ${operation} timed out after ${timeoutMs} ms (options.redisTimeoutMs)`);
+    this.name = 'LockCommandTimeoutError';
+  }
+}
+
+async function withTimeout<T>(
+  promise: Promise<T>,
+  timeoutMs: number,
+  operation: string,
+): Promise<T> {
+  let timer: NodeJS.Timeout | undefined;
+  const timeout = new Promise<never>((_, reject) => {
+    timer = setTimeout(() => reject(new LockCommandTimeoutError(operation, timeoutMs)), timeoutMs);
+  });
+  try {
+    return await Promise.race([promise, timeout]);
+  } finally {
+    clearTimeout(timer);
+  }
 }
 
 /** Tells a lock held by another pod apart from a Redis failure in a failed acquire. */

@@ -64,6 +64,7 @@ export async function readTokenStatus(
     generationCounter,
     generation: record?.g,
     remainingMs: record === undefined ? undefined : stored.pttlMs,
+    lifetimeMs: record?.l,
     refreshedAt: record?.t,
     reason: record?.r,
     cooldownMs: stored.cooldown === undefined ? 0 : Math.max(0, stored.cooldownPttlMs),

@@ -135,9 +135,13 @@ export class RedisTokenStore {
     return Number(reply) === 1;
   }
 
-  /** Sets the fleet-wide cooldown for `pxMs` milliseconds. */
-  async setCooldown(value: string, pxMs: number): Promise<void> {
+  /**
+   * Sets the fleet-wide cooldown for `pxMs` milliseconds, then publishes `message` so that pods
+   * waiting for the lock holder read the cooldown at once instead of at the end of their wait.
+   */
+  async setCooldown(value: string, pxMs: number, message: string): Promise<void> {
     await this.#run('set cooldown', () => this.#redis.set(this.#keys.cooldown, value, 'PX', pxMs));
+    await this.#run('publish cooldown', () => this.#redis.publish(this.#keys.events, message));
   }
 
   /** Returns the PTTL of the fleet lock in milliseconds, or 0 when nobody holds it. */

@@ -60,6 +60,8 @@ export interface TokenStatus {
   generation: number | undefined;
   /** PTTL of the stored record, in milliseconds, or `undefined` when none is stored. */
   remainingMs: number | undefined;
+  /** Life the record was stored with (its PX at write time), in milliseconds. */
+  lifetimeMs: number | undefined;
   /** Wall-clock time of the refresh that wrote the record (ms since epoch, informational). */
   refreshedAt: number | undefined;
   reason: RefreshReason | undefined;
@@ -119,6 +121,11 @@ export interface TokenCache extends EventEmitter<TokenCacheEvents> {
   refresh(): Promise<TokenInfo>;
   /** Runs the renewal of `generation`; called by the refresher's job processor. */
   renew(generation: number): Promise<RenewResult>;
+  /**
+   * The renewal margin of a token stored with `lifetimeMs` of life: the renewal job is due this
+   * many milliseconds before the stored expiry (`options.refreshAheadMs`, kept below the life).
+   */
+  refreshAheadMs(lifetimeMs: number): number;
   /** Reads the stored metadata, without the token. */
   status(): Promise<TokenStatus>;
   /** Closes the connections this cache opened; a connection the caller passed stays open. */

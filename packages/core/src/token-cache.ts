@@ -35,6 +35,7 @@ import type {
 } from './token-cache-types.js';
 import { decodeTokenRecord, encodeTokenRecord, type TokenRecord } from './token-record.js';
 import { TokenSubscription } from './token-subscription.js';
+import { findGrantProblem } from './wire.js';
 
 /** After a failed Redis command, how long the cache serves from memory before it asks Redis again. */
 const REDIS_RETRY_INTERVAL_MS = 1_000;
@@ -44,6 +45,12 @@ const LOCK_CHECK_INTERVAL_MS = 2_000;
 
 /** Fleet-wide back-off after a response that was not a usable token, so a bad endpoint is not hammered. */
 const INVALID_RESPONSE_COOLDOWN_MS = 5_000;
+
+/**
+ * Servers state `expires_in` in whole seconds, rounded down (Doorkeeper does), so a token's real
+ * end may come up to this long after the stated one.
+ */
+const EXPIRES_IN_RESOLUTION_MS = 1_000;
 
 /** First back-off after a failed background refresh, doubled up to `retry.maxDelayMs`. */
 const BACKGROUND_RETRY_BASE_MS = 1_000;
@@ -136,7 +143,7 @@ class FleetTokenCache extends EventEmitter<TokenCacheEvents> implements TokenCac
     this.#redis.on('error', (err: Error) => this.#logRedisError(err));
 
     this.#store = new RedisTokenStore(this.#redis, this.#keys, options.redisTimeoutMs);
-    this.#lock = createRedlockFleetLock([this.#redis]);
+    this.#lock = createRedlockFleetLock([this.#redis], options.redisTimeoutMs);
     this.#sealer = createSealer(
       options.sealingKeys ?? [deriveSealingKey(options.provider.sealingSecret, this.id)],
     );
@@ -270,7 +277,9 @@ class FleetTokenCache extends EventEmitter<TokenCacheEvents> implements TokenCac
       return;
     }
     this.#closed = true;
-    this.#closeController.abort();
+    // The reason reaches callers whose refresh it cuts short (the providers rethrow a tokenfleet
+    // error reason as it is), so they see TOKENFLEET_CLOSED instead of a bare AbortError.
+    this.#closeController.abort(new TokenCacheClosedError());
     this.#metrics?.remove(this.#metricsSource);
 
     await Promise.allSettled([this.#flight, this.#backgroundRefresh]);
@@ -299,7 +308,8 @@ class FleetTokenCache extends EventEmitter<TokenCacheEvents> implements TokenCac
       stored = await this.#store.read();
     } catch (error) {
       this.#onRedisFailure(error);
-      return this.#serveWithoutRedis(memory, performance.now());
+      // Read memory again: a flight may have filled it while the read waited for its timeout.
+      return this.#serveWithoutRedis(this.#memory, performance.now());
     }
     this.#onRedisSuccess();
 
@@ -526,6 +536,12 @@ class FleetTokenCache extends EventEmitter<TokenCacheEvents> implements TokenCac
       try {
         return await this.#requestAndStore(generation, reason, previous, renewsGeneration);
       } catch (error) {
+        const newer =
+          error instanceof TokenEndpointError ? await this.#readNewerThan(generation) : undefined;
+        if (newer !== undefined) {
+          return newer;
+        }
+
         const retryable = error instanceof TokenEndpointError && attempt < attempts;
         if (!retryable) {
           if (!cooledDown.has(error as object)) {
@@ -545,6 +561,34 @@ class FleetTokenCache extends EventEmitter<TokenCacheEvents> implements TokenCac
     }
   }
 
+  /**
+   * Reads a token that another pod stored with a generation above `generation` after this pod's
+   * token request failed. A pod that was paused past its lock, so that its request timed out,
+   * then serves the token that the next lock holder fetched. Returns undefined when Redis holds
+   * no newer token or cannot be read.
+   */
+  async #readNewerThan(generation: number): Promise<FlightResult | undefined> {
+    let stored: StoredToken;
+    try {
+      stored = await this.#store.read();
+    } catch (error) {
+      if (error instanceof RedisUnavailableError) {
+        return undefined;
+      }
+      throw error;
+    }
+    const entry = this.#entryFromStore(stored, performance.now());
+    if (entry === undefined || entry.generation <= generation) {
+      return undefined;
+    }
+    this.#remember(entry, this.#subscription.epoch);
+    this.#logger.info(
+      { generation, storedGeneration: entry.generation },
+      'token request failed, serving the newer token another pod stored',
+    );
+    return { entry, source: 'redis' };
+  }
+
   async #requestAndStore(
     generation: number,
     reason: RefreshReason,
@@ -553,10 +597,12 @@ class FleetTokenCache extends EventEmitter<TokenCacheEvents> implements TokenCac
   ): Promise<FlightResult> {
     const grant = await this.#requestToken(reason, generation);
     const receivedAt = performance.now();
-    // `expiresInMs` already has the request's duration taken off (see #requestToken).
-    const lifetimeMs = storedLifetimeMs(grant.expiresInMs, this.#options.skewMs);
     const hash = hashToken(grant.accessToken);
     const same = previous?.hash === hash || this.#memory?.hash === hash;
+    // An endpoint that reuses tokens hands this one back until its real end, so a margin would
+    // only bring the next request forward to get it once more: it is kept to its stated end.
+    // `expiresInMs` already has the request's duration taken off (see #requestToken).
+    const lifetimeMs = storedLifetimeMs(grant.expiresInMs, same ? 0 : this.#options.skewMs);
 
     if (lifetimeMs === 0) {
       const error = new InvalidTokenResponseError(
@@ -564,8 +610,9 @@ class FleetTokenCache extends EventEmitter<TokenCacheEvents> implements TokenCac
         { status: 200, reason: 'expires_in leaves no usable life' },
       );
       // The same token again means the endpoint reuses it until its real end: ask again then.
-      const cooldownMs =
-        same && grant.expiresInMs > 0 ? grant.expiresInMs : INVALID_RESPONSE_COOLDOWN_MS;
+      const cooldownMs = same
+        ? Math.max(0, grant.expiresInMs) + EXPIRES_IN_RESOLUTION_MS
+        : INVALID_RESPONSE_COOLDOWN_MS;
       await this.#startCooldown(error, cooldownMs);
       throw error;
     }
@@ -594,12 +641,19 @@ class FleetTokenCache extends EventEmitter<TokenCacheEvents> implements TokenCac
       px: lifetimeMs,
       record: value,
     });
-    const { written, storedGeneration } = await this.#store.writeIfNewer(
-      generation,
-      value,
-      lifetimeMs,
-      message,
-    );
+    let outcome: { written: boolean; storedGeneration: number };
+    try {
+      outcome = await this.#store.writeIfNewer(generation, value, lifetimeMs, message);
+    } catch (error) {
+      if (!(error instanceof RedisUnavailableError)) {
+        throw error;
+      }
+      // The token is valid even though Redis lost it: asking the endpoint again would cost a
+      // second request for the same refresh.
+      this.#onRedisFailure(error);
+      return this.#keepInProcess(grant.accessToken, lifetimeMs, reason, receivedAt);
+    }
+    const { written, storedGeneration } = outcome;
 
     if (!written) {
       // A newer generation is stored: this pod's lock expired while it waited for the endpoint.
@@ -640,6 +694,14 @@ class FleetTokenCache extends EventEmitter<TokenCacheEvents> implements TokenCac
     const sentAt = performance.now();
     try {
       const grant = await this.#options.provider.requestToken({ signal, timeoutMs });
+      // Custom providers are checked too: an empty or header-breaking token is never stored.
+      const problem = findGrantProblem(grant);
+      if (problem !== undefined) {
+        throw new InvalidTokenResponseError(
+          `token provider ${this.#options.provider.name} returned an unusable grant: ${problem}`,
+          { reason: problem },
+        );
+      }
       this.#metrics?.observeTokenRequest((performance.now() - sentAt) / 1000, 'success');
       if (grant.expiresInDefaulted) {
         this.#logger.warn(
@@ -677,7 +739,11 @@ class FleetTokenCache extends EventEmitter<TokenCacheEvents> implements TokenCac
     cooledDown.add(error);
     const cooldownMs = Math.max(1, Math.ceil(pxMs));
     try {
-      await this.#store.setCooldown(encodeCooldown(error), cooldownMs);
+      await this.#store.setCooldown(
+        encodeCooldown(error),
+        cooldownMs,
+        JSON.stringify({ type: 'cooldown' }),
+      );
       this.#logger.warn({ cooldownMs, code: error.code }, 'fleet cooldown started');
     } catch (err) {
       this.#logger.warn({ err }, 'fleet cooldown could not be stored');
@@ -716,16 +782,26 @@ class FleetTokenCache extends EventEmitter<TokenCacheEvents> implements TokenCac
         reason: 'expires_in leaves no usable life',
       });
     }
+    return this.#keepInProcess(grant.accessToken, lifetimeMs, reason, performance.now());
+  }
+
+  /** Holds a token that Redis could not store in this process only, as generation 0. */
+  #keepInProcess(
+    accessToken: string,
+    lifetimeMs: number,
+    reason: RefreshReason,
+    receivedAt: number,
+  ): FlightResult {
     const record: TokenRecord = {
       v: 1,
       g: 0,
       s: '',
-      h: hashToken(grant.accessToken),
+      h: hashToken(accessToken),
       l: lifetimeMs,
       r: reason,
       t: Date.now(),
     };
-    const entry = this.#buildEntry(grant.accessToken, record, lifetimeMs, performance.now());
+    const entry = this.#buildEntry(accessToken, record, lifetimeMs, receivedAt);
     this.#memory = entry;
     this.#memoryVerified = false;
     this.#logger.warn(

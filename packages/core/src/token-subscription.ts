@@ -61,7 +61,10 @@ export class TokenSubscription {
     return this.#subscribed && this.#epoch === epoch;
   }
 
-  /** Resolves on the next `refreshed` message, after `timeoutMs`, or when `signal` aborts. */
+  /**
+   * Resolves on the next `refreshed` or `cooldown` message (a refresh ended either way), after
+   * `timeoutMs`, or when `signal` aborts.
+   */
   async nextRefreshed(timeoutMs: number, signal: AbortSignal): Promise<void> {
     const timeout = AbortSignal.timeout(Math.max(1, Math.round(timeoutMs)));
     try {
@@ -76,7 +79,9 @@ export class TokenSubscription {
   async close(): Promise<void> {
     this.#closed = true;
     this.#subscribed = false;
-    await this.#subscriber.quit().catch(() => this.#subscriber.disconnect());
+    // QUIT would wait for a reply, forever on a server that accepted the connection but hangs;
+    // a subscriber has nothing to flush, so closing the socket loses nothing.
+    this.#subscriber.disconnect();
   }
 
   async #subscribe(): Promise<void> {
@@ -117,7 +122,7 @@ export class TokenSubscription {
       return;
     }
     this.#options.onMessage(message);
-    if (message.type === 'refreshed') {
+    if (message.type === 'refreshed' || message.type === 'cooldown') {
       this.#refreshed.emit('refreshed');
     }
   }

@@ -46,6 +46,12 @@ export interface OAuthErrorResponse {
 export interface ProcessTokenResponseOptions {
   /** Lifetime to assume when a successful response has no `expires_in`, in milliseconds. */
   defaultExpiresInMs: number;
+  /**
+   * Values that no error may contain, such as the client secret, for servers that echo the
+   * request: every copy in a body preview is masked, also JSON-, URL- or HTML-escaped, and an
+   * OAuth `error` code that contains one is dropped. Default: none.
+   */
+  secrets?: readonly string[];
 }
 
 /** Response fields whose values are secrets and are masked in every body preview. */
@@ -61,6 +67,16 @@ const SECRET_JSON_VALUE = new RegExp(
 const SECRET_FORM_VALUE = new RegExp(`((?:^|[?&\\s])(?:${SECRET_FIELDS})=)[^&\\s]*`, 'g');
 
 const REDACTED = '[redacted]';
+
+/** HTTP credentials such as an echoed `Authorization: Basic ...` header (RFC 7235 token68). */
+const CREDENTIALS = /\b(Basic|Bearer)\s+[A-Za-z0-9\-._~+/]+=*/gi;
+
+/**
+ * Visible ASCII without spaces (%x21-7E): what an `Authorization: Bearer` header carries intact.
+ * RFC 6750 allows less (b64token), but some servers issue tokens with other visible characters
+ * (Salesforce uses `!`) that work in practice, so only characters that break the header fail.
+ */
+const HEADER_SAFE_TOKEN = /^[\x21-\x7E]+$/;
 
 /** Printable ASCII except `"` and `\`, as RFC 6749 section 5.2 allows in `error`. */
 const OAUTH_ERROR_CODE = /^[\x20\x21\x23-\x5B\x5D-\x7E]{1,64}$/;
@@ -140,13 +156,14 @@ export async function processTokenResponse(
   }
 
   const parsed = parseJsonBody(body);
-  const bodyPreview = previewSecretSafe(body, parsed.value);
+  const secrets = escapedForms(options.secrets ?? []);
+  const bodyPreview = previewSecretSafe(body, parsed.value, secrets);
 
   if (status >= 200 && status < 300) {
     return toTokenGrant(response, parsed, bodyPreview, options);
   }
 
-  const oauthError = readOAuthError(parsed.value);
+  const oauthError = readOAuthError(parsed.value, secrets);
   const details = { status, bodyPreview, oauthError };
   const statusText = oauthError === undefined ? `HTTP ${status}` : `HTTP ${status} ${oauthError}`;
 
@@ -205,17 +222,47 @@ function parseJsonBody(body: string): ParsedBody {
 }
 
 /**
- * Masks secret fields, and every copy of a parsed `access_token` anywhere in the body, before
- * `previewBody` cuts the preview.
+ * Masks secret fields, HTTP credentials, every copy of a parsed `access_token` and of `secrets`
+ * anywhere in the body, before `previewBody` cuts the preview.
  */
-function previewSecretSafe(body: string, parsed: unknown): string {
+function previewSecretSafe(body: string, parsed: unknown, secrets: readonly string[]): string {
   let masked = body
     .replace(SECRET_JSON_VALUE, `$1${REDACTED}$2`)
     .replace(SECRET_FORM_VALUE, `$1${REDACTED}`);
   if (isObject(parsed) && typeof parsed.access_token === 'string' && parsed.access_token !== '') {
     masked = masked.split(parsed.access_token).join(REDACTED);
   }
-  return previewBody(masked);
+  for (const secret of secrets) {
+    masked = masked.split(secret).join(REDACTED);
+  }
+  return previewBody(masked.replace(CREDENTIALS, `$1 ${REDACTED}`));
+}
+
+/**
+ * Returns each secret as sent and as an echoing server may write it back (JSON-, URL-, form- and
+ * HTML-escaped), longest first so that a longer form is masked whole.
+ */
+function escapedForms(secrets: readonly string[]): string[] {
+  const forms = new Set<string>();
+  for (const secret of secrets) {
+    const json = JSON.stringify(secret).slice(1, -1);
+    const form = new URLSearchParams([['', secret]]).toString().slice(1);
+    for (const value of [secret, json, encodeURIComponent(secret), form, escapeHtml(json)]) {
+      if (value !== '') {
+        forms.add(value);
+      }
+    }
+  }
+  return [...forms].sort((a, b) => b.length - a.length);
+}
+
+function escapeHtml(text: string): string {
+  return text
+    .replace(/&/g, '&amp;')
+    .replace(/</g, '&lt;')
+    .replace(/>/g, '&gt;')
+    .replace(/"/g, '&quot;')
+    .replace(/'/g, '&#39;');
 }
 
 function toTokenGrant(
@@ -248,6 +295,12 @@ function toTokenGrant(
   if (typeof wire.access_token !== 'string' || wire.access_token === '') {
     throw invalid('access_token must be a non-empty string', checkUrl);
   }
+  if (!HEADER_SAFE_TOKEN.test(wire.access_token)) {
+    throw invalid(
+      'access_token must contain only visible ASCII characters, no spaces',
+      'tokenfleet sends tokens only as "Authorization: Bearer"',
+    );
+  }
 
   const expiresInSeconds = readExpiresIn(wire.expires_in);
   if (expiresInSeconds === 'invalid') {
@@ -275,6 +328,27 @@ function toTokenGrant(
     grant.createdAt = createdAt;
   }
   return grant;
+}
+
+/**
+ * Checks a grant from any provider, built-in or custom, before the cache stores or hands out its
+ * token: the same rules as for a token response. Returns the rule that failed, or `undefined`.
+ */
+export function findGrantProblem(grant: unknown): string | undefined {
+  if (!isObject(grant)) {
+    return 'the grant must be an object';
+  }
+  if (typeof grant.accessToken !== 'string' || grant.accessToken === '') {
+    return 'accessToken must be a non-empty string';
+  }
+  if (!HEADER_SAFE_TOKEN.test(grant.accessToken)) {
+    return 'accessToken must contain only visible ASCII characters, no spaces';
+  }
+  const expiresInMs = grant.expiresInMs;
+  if (typeof expiresInMs !== 'number' || !Number.isFinite(expiresInMs) || expiresInMs < 0) {
+    return 'expiresInMs must be a finite number >= 0';
+  }
+  return undefined;
 }
 
 /** Returns seconds, `undefined` when the field is absent, or `'invalid'`. */
@@ -313,9 +387,10 @@ function isBearer(tokenType: unknown): boolean {
  * Reads the OAuth `error` code. It goes into error messages, so only a value in the character
  * set of RFC 6749 section 5.2 and at most 64 characters long counts.
  */
-function readOAuthError(body: unknown): string | undefined {
+function readOAuthError(body: unknown, secrets: readonly string[]): string | undefined {
   if (isObject(body) && typeof body.error === 'string' && OAUTH_ERROR_CODE.test(body.error)) {
-    return body.error;
+    const error = body.error;
+    return secrets.some((secret) => error.includes(secret)) ? undefined : error;
   }
   return undefined;
 }

@@ -1,13 +1,13 @@
 import type { Logger } from 'pino';
 import { pino } from 'pino';
 
-/** A `TypeError` with Node's `ERR_INVALID_ARG_TYPE` code. */
+/** Creates a `TypeError` with Node's `ERR_INVALID_ARG_TYPE` code. */
 export function invalidArgType(path: string, expected: string, actual: unknown): TypeError {
   const error = new TypeError(`"${path}" must be ${expected}, received ${describeValue(actual)}`);
   return Object.assign(error, { code: 'ERR_INVALID_ARG_TYPE' });
 }
 
-/** A `TypeError` with Node's `ERR_INVALID_ARG_VALUE` code. */
+/** Creates a `TypeError` with Node's `ERR_INVALID_ARG_VALUE` code. */
 export function invalidArgValue(path: string, expected: string, actual: unknown): TypeError {
   const error = new TypeError(`"${path}" must be ${expected}, received ${describeValue(actual)}`);
   return Object.assign(error, { code: 'ERR_INVALID_ARG_VALUE' });

@@ -14,7 +14,7 @@ const EXIT_CONFIG = 2;
 /** Exit code when startup fails, shutdown runs out of time or a second signal arrives. */
 const EXIT_FAILURE = 1;
 
-/** Log paths that may hold a secret or a token; pino replaces their values. */
+/** Log paths that may contain a secret or a token; pino replaces their values. */
 const REDACT_PATHS = [
   'client_secret',
   'clientSecret',
@@ -36,6 +36,11 @@ async function main(): Promise<void> {
     name: 'tokenfleet-refresher',
     level: config.logLevel,
     redact: { paths: REDACT_PATHS, censor: '[redacted]' },
+  });
+  // Node would print the rejection as plain text and exit; this keeps the log line in JSON.
+  process.on('unhandledRejection', (err) => {
+    logger.fatal({ err }, 'unhandled rejection; exiting');
+    process.exit(EXIT_FAILURE);
   });
   const registry = new Registry();
   collectDefaultMetrics({ register: registry });

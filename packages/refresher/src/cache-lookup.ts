@@ -8,7 +8,10 @@ export type CacheCollection = Iterable<TokenCache> | ReadonlyMap<string, TokenCa
  * Returns the caches by token id. A `Map` is used as it is, so that caches the caller adds or
  * removes later are seen; its keys must be the caches' ids. Any other iterable is copied.
  */
-export function toCacheLookup(path: string, caches: CacheCollection): ReadonlyMap<string, TokenCache> {
+export function toCacheLookup(
+  path: string,
+  caches: CacheCollection,
+): ReadonlyMap<string, TokenCache> {
   if (caches instanceof Map) {
     return caches;
   }
@@ -22,7 +25,9 @@ export function toCacheLookup(path: string, caches: CacheCollection): ReadonlyMa
       throw invalidArgType(`${path}[]`, 'a token cache from createTokenCache()', cache);
     }
     if (lookup.has(cache.id)) {
-      const error = new TypeError(`"${path}" holds two caches for token ${cache.id}; pass one per token`);
+      const error = new TypeError(
+        `"${path}" contains two caches for token ${cache.id}; pass one per token`,
+      );
       throw Object.assign(error, { code: 'ERR_INVALID_ARG_VALUE' });
     }
     lookup.set(cache.id, cache);

@@ -5,7 +5,7 @@ export interface ClientEntry {
   type: 'quiqup' | 'oauth2';
   /** The variable that configured the client, for `ConfigError.variable`. */
   variable: string;
-  /** Where the client came from, for messages, such as `TOKENFLEET_CLIENTS_FILE clients[2]`. */
+  /** Origin of the client for messages, such as `TOKENFLEET_CLIENTS_FILE clients[2]`. */
   description: string;
   options: QuiqupOptions | OAuth2ClientCredentialsOptions;
 }

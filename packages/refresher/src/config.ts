@@ -27,7 +27,7 @@ const LOG_LEVELS: ReadonlySet<string> = new Set([
   'silent',
 ]);
 
-/** An environment variable with an invalid value; the message names it and never holds a secret. */
+/** Error for an environment variable with an invalid value. Its message names the variable and never contains a secret. */
 export class ConfigError extends Error {
   readonly variable: string;
 
@@ -39,7 +39,7 @@ export class ConfigError extends Error {
   }
 }
 
-/** A `ConfigError` whose message starts with the variable's name. */
+/** Creates a `ConfigError` whose message starts with the variable's name. */
 function invalidVariable(variable: string, problem: string): ConfigError {
   return new ConfigError(variable, `${variable} ${problem}`);
 }
@@ -81,14 +81,19 @@ export function readConfig(
   }
   const logLevel = read('LOG_LEVEL') ?? DEFAULT_ENV.LOG_LEVEL;
   if (!LOG_LEVELS.has(logLevel)) {
-    throw invalidVariable('LOG_LEVEL', `must be one of ${[...LOG_LEVELS].join(', ')} (received "${logLevel}")`);
+    throw invalidVariable(
+      'LOG_LEVEL',
+      `must be one of ${[...LOG_LEVELS].join(', ')} (received "${logLevel}")`,
+    );
   }
   const port =
-    readInteger(read, 'TOKENFLEET_REFRESHER_PORT', 0, 65_535) ?? DEFAULT_ENV.TOKENFLEET_REFRESHER_PORT;
+    readInteger(read, 'TOKENFLEET_REFRESHER_PORT', 0, 65_535) ??
+    DEFAULT_ENV.TOKENFLEET_REFRESHER_PORT;
 
   const clients = [...readQuiqupClient(read), ...readClientsFile(read, readFile)];
   if (clients.length === 0) {
-    throw invalidVariable('QUIQUP_CLIENT_ID',
+    throw invalidVariable(
+      'QUIQUP_CLIENT_ID',
       'is not set and neither is TOKENFLEET_CLIENTS_FILE: configure at least one client to renew tokens for',
     );
   }
@@ -175,7 +180,10 @@ function readClientsFile(
     text = readFile(path);
   } catch (err) {
     const reason = (err as NodeJS.ErrnoException).code ?? (err as Error).message;
-    throw invalidVariable('TOKENFLEET_CLIENTS_FILE', `names a file that cannot be read: ${path} (${reason})`);
+    throw invalidVariable(
+      'TOKENFLEET_CLIENTS_FILE',
+      `names a file that cannot be read: ${path} (${reason})`,
+    );
   }
   const parsed = parseClientsFile(text, read);
   if (typeof parsed === 'string') {
@@ -196,7 +204,10 @@ function readInteger(
   }
   const value = Number(text);
   if (!/^\d+$/.test(text) || !Number.isSafeInteger(value) || value < minimum || value > maximum) {
-    const range = maximum === Number.MAX_SAFE_INTEGER ? `of at least ${minimum}` : `from ${minimum} to ${maximum}`;
+    const range =
+      maximum === Number.MAX_SAFE_INTEGER
+        ? `of at least ${minimum}`
+        : `from ${minimum} to ${maximum}`;
     throw invalidVariable(name, `must be an integer ${range} (received "${text}")`);
   }
   return value;

@@ -81,5 +81,7 @@ function hasRedisMethods(value: unknown): boolean {
     return false;
   }
   const candidate = value as Record<string, unknown>;
-  return ['duplicate', 'disconnect', 'quit', 'ping'].every((name) => typeof candidate[name] === 'function');
+  return ['duplicate', 'disconnect', 'quit', 'ping'].every(
+    (name) => typeof candidate[name] === 'function',
+  );
 }

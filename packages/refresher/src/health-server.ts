@@ -6,7 +6,7 @@ import type { Registry } from 'prom-client';
 /** Result of one check. */
 export interface CheckResult {
   ok: boolean;
-  /** Why the check failed, safe to show. */
+  /** Reason the check failed, safe to show. */
   detail?: string;
 }
 
@@ -124,7 +124,11 @@ function sendText(response: ServerResponse, status: number, body: string): void 
   response.end(body);
 }
 
-async function closeWithin(server: Server, serverClosed: Promise<void>, graceMs: number): Promise<void> {
+async function closeWithin(
+  server: Server,
+  serverClosed: Promise<void>,
+  graceMs: number,
+): Promise<void> {
   server.close();
   server.closeIdleConnections();
   const timer = setTimeout(() => server.closeAllConnections(), graceMs);

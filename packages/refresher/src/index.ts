@@ -21,12 +21,15 @@ export {
   renewalJobId,
 } from './renewal-queue.js';
 export {
-  estimateRefreshAheadMs,
   type RefreshAheadEstimate,
   type RenewalSweep,
   type RenewalSweepOptions,
   type SweepResult,
   startRenewalSweep,
 } from './renewal-sweep.js';
-export { type RenewalWorker, type RenewalWorkerOptions, startRenewalWorker } from './renewal-worker.js';
+export {
+  type RenewalWorker,
+  type RenewalWorkerOptions,
+  startRenewalWorker,
+} from './renewal-worker.js';
 export { computeRetryDelayMs, type RetryInput, STOP_RETRYING } from './retry-delay.js';

@@ -23,7 +23,7 @@ export interface RefresherMetrics {
   /** Records how late a job started, in milliseconds after its due time. */
   observeLag(lagMs: number): void;
   countRecreated(): void;
-  /** Records the life left of a stored token, in milliseconds, `undefined` when Redis holds none. */
+  /** Records the life left of a stored token, in milliseconds, `undefined` when Redis has none. */
   recordTokenLife(tokenId: string, remainingMs: number | undefined): void;
 }
 

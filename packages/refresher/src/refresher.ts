@@ -8,7 +8,7 @@ import type { Logger } from 'pino';
 import { Registry } from 'prom-client';
 import { componentLogger, integerOption, invalidArgType, invalidArgValue } from './arguments.js';
 import { toCacheLookup } from './cache-lookup.js';
-import { closeConnection, type RedisConnectionOption, useConnection } from './connection.js';
+import { type RedisConnectionOption, useConnection } from './connection.js';
 import { DEFAULT_REFRESHER_OPTIONS } from './defaults.js';
 import { type CheckResult, startHealthServer } from './health-server.js';
 import { createRenewalQueue, type RenewalQueue } from './renewal-queue.js';
@@ -16,7 +16,7 @@ import { type RenewalSweep, startRenewalSweep } from './renewal-sweep.js';
 import { type RenewalWorker, startRenewalWorker } from './renewal-worker.js';
 import { type RefresherParts, shutDownRefresher } from './shutdown.js';
 
-/** How long `/healthz` waits for Redis to answer PING, in milliseconds. */
+/** How long `/healthz` waits for the reply to PING, in milliseconds. */
 const PING_TIMEOUT_MS = 1_000;
 
 /** Cache settings that the refresher passes to every `createTokenCache()` call. */
@@ -76,9 +76,14 @@ export async function startRefresher(options: RefresherOptions): Promise<Refresh
     throw invalidArgType('options', 'an object', options);
   }
   if (!Array.isArray(options.providers) || options.providers.length === 0) {
-    throw invalidArgValue('options.providers', 'a non-empty array of token providers', options.providers);
+    throw invalidArgValue(
+      'options.providers',
+      'a non-empty array of token providers',
+      options.providers,
+    );
   }
-  const port = options.port === undefined ? undefined : integerOption('options.port', options.port, 0, 0);
+  const port =
+    options.port === undefined ? undefined : integerOption('options.port', options.port, 0, 0);
   if (port !== undefined && port > 65_535) {
     throw invalidArgValue('options.port', 'an integer from 0 to 65535', port);
   }
@@ -109,7 +114,11 @@ export async function startRefresher(options: RefresherOptions): Promise<Refresh
           });
     parts.server = server;
     logger.info(
-      { url: server?.url, tokens: started.caches.map((cache) => cache.id), queue: started.queue.name },
+      {
+        url: server?.url,
+        tokens: started.caches.map((cache) => cache.id),
+        queue: started.queue.name,
+      },
       'refresher started',
     );
 

@@ -12,7 +12,7 @@ export class RenewalCancelledError extends Error {
   }
 }
 
-/** What a failed run tells the backoff strategy, keyed by the error the run threw. */
+/** Facts about a failed run for the backoff strategy, keyed by the error that the run threw. */
 export interface RetryHint {
   retryAfterMs: number | undefined;
   /** Life left of the stored token, in milliseconds; 0 when none is stored, `undefined` when unknown. */
@@ -80,7 +80,11 @@ async function processRenewal(
     const result = await untilAborted(cache.renew(generation), signal);
     context.metrics.countRun(result.outcome);
     context.metrics.recordTokenLife(tokenId, result.remainingMs);
-    const resultFields = { ...fields, outcome: result.outcome, storedGeneration: result.generation };
+    const resultFields = {
+      ...fields,
+      outcome: result.outcome,
+      storedGeneration: result.generation,
+    };
     if (result.outcome === 'refreshed') {
       log.info({ ...resultFields, remainingMs: result.remainingMs }, 'token renewed');
     } else {

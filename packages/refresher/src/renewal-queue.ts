@@ -10,8 +10,9 @@ import {
 } from './arguments.js';
 import { closeConnection, type RedisConnectionOption, useConnection } from './connection.js';
 import { DEFAULT_REFRESHER_OPTIONS } from './defaults.js';
+import { CONNECT_WAIT_MS, settleWithin } from './settle.js';
 
-/** Name of every renewal job; the job id tells the jobs apart. */
+/** Name of every renewal job; jobs differ by their job id. */
 export const RENEWAL_JOB_NAME = 'renew';
 
 /** Backoff type of renewal jobs; the worker's backoff strategy computes the delay. */
@@ -62,9 +63,9 @@ export interface RenewalQueue extends RenewalScheduler {
    * in any state, changes nothing, so every pod may call it for the same generation.
    */
   scheduleRenewal(request: RenewalRequest): Promise<void>;
-  /** Reads the job of one generation, or `undefined` when BullMQ holds none. */
+  /** Reads the job of one generation, or `undefined` when BullMQ has none. */
   getRenewalJob(tokenId: string, generation: number): Promise<RenewalJob | undefined>;
-  /** Reads the state of the job of one generation, `unknown` when BullMQ holds none. */
+  /** Reads the state of the job of one generation, `unknown` when BullMQ has none. */
   getRenewalJobState(tokenId: string, generation: number): Promise<JobState | 'unknown'>;
   /** Closes the BullMQ queue and the connection the queue opened; a connection the caller passed stays open. */
   close(): Promise<void>;
@@ -125,8 +126,8 @@ class BullRenewalQueue implements RenewalQueue {
     this.#client = client;
     this.#ownsClient = ownsClient;
     this.#logger = componentLogger(logger, 'renewal-queue').child({ queue: settings.name });
-    // NOTE: BullMQ 5.81 depends on its own ioredis release, whose class types differ from this
-    // package's ioredis 5.9 in private members only; the client works with either at run time.
+    // NOTE: BullMQ 5.81 depends on its own ioredis release. Its class types differ from this
+    // package's ioredis 5.9 in private members only, so the client works with either at run time.
     this.bullQueue = new Queue<RenewalJobData, RenewResult>(settings.name, {
       connection: client as unknown as ConnectionOptions,
       prefix: settings.prefix,
@@ -176,6 +177,9 @@ class BullRenewalQueue implements RenewalQueue {
   }
 
   async #close(): Promise<void> {
+    // BullMQ drops its error listeners on close, so a connect still in progress would reject
+    // unhandled later; see the same wait in renewal-worker.ts.
+    await settleWithin(this.bullQueue.waitUntilReady(), CONNECT_WAIT_MS);
     await this.bullQueue.close();
     if (this.#ownsClient) {
       await closeConnection(this.#client);
@@ -195,7 +199,11 @@ function checkRenewalRequest(request: RenewalRequest): void {
     throw invalidArgType('request', 'an object', request);
   }
   if (typeof request.tokenId !== 'string' || !/^[^:\s]+$/.test(request.tokenId)) {
-    throw invalidArgValue('request.tokenId', 'a non-empty string without ":" or spaces', request.tokenId);
+    throw invalidArgValue(
+      'request.tokenId',
+      'a non-empty string without ":" or spaces',
+      request.tokenId,
+    );
   }
   if (!Number.isSafeInteger(request.generation) || request.generation < 0) {
     throw invalidArgValue('request.generation', 'a non-negative integer', request.generation);

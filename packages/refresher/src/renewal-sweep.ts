@@ -16,14 +16,8 @@ const PENDING_STATES: ReadonlySet<string> = new Set([
   'waiting-children',
 ]);
 
-/** Share of the remaining life used as the refresh-ahead margin when the cache's is unknown. */
-const ESTIMATED_REFRESH_AHEAD_SHARE = 0.2;
-
-/** Cap of the estimated margin, the same as the cache's default cap. */
-const ESTIMATED_REFRESH_AHEAD_MAX_MS = 3_600_000;
-
-/** A refresh-ahead margin in milliseconds, or a function of the stored token's remaining life. */
-export type RefreshAheadEstimate = number | ((remainingMs: number) => number);
+/** A refresh-ahead margin in milliseconds, or a function of the token's stored life. */
+export type RefreshAheadEstimate = number | ((lifetimeMs: number) => number);
 
 export interface RenewalSweepOptions {
   /** The queue to check and to add missing jobs to. */
@@ -73,7 +67,11 @@ export function startRenewalSweep(options: RenewalSweepOptions): RenewalSweep {
     throw invalidArgType('options', 'an object', options);
   }
   if (options.queue === null || typeof options.queue?.scheduleRenewal !== 'function') {
-    throw invalidArgType('options.queue', 'a renewal queue from createRenewalQueue()', options.queue);
+    throw invalidArgType(
+      'options.queue',
+      'a renewal queue from createRenewalQueue()',
+      options.queue,
+    );
   }
   const intervalMs = integerOption(
     'options.intervalMs',
@@ -96,14 +94,6 @@ export function startRenewalSweep(options: RenewalSweepOptions): RenewalSweep {
   });
   sweep.start();
   return sweep;
-}
-
-/** Estimates the refresh-ahead margin from the remaining life: 20%, at most one hour. */
-export function estimateRefreshAheadMs(remainingMs: number): number {
-  return Math.min(
-    Math.floor(remainingMs * ESTIMATED_REFRESH_AHEAD_SHARE),
-    ESTIMATED_REFRESH_AHEAD_MAX_MS,
-  );
 }
 
 interface SweeperSettings {
@@ -231,29 +221,19 @@ class RenewalSweeper implements RenewalSweep {
   /** Delay of a re-created job: due at the margin, but not before a fleet cooldown ends. */
   #delayMs(cache: TokenCache, status: TokenStatus): number {
     const remainingMs = status.remainingMs ?? 0;
-    return Math.max(0, remainingMs - this.#refreshAheadMs(cache, remainingMs), status.cooldownMs);
+    const lifetimeMs = status.lifetimeMs ?? remainingMs;
+    return Math.max(0, remainingMs - this.#refreshAheadMs(cache, lifetimeMs), status.cooldownMs);
   }
 
-  /**
-   * TODO: the cache's margin is a function of the token's stored life, which `TokenStatus` does
-   * not report, so this applies it to the remaining life: a job re-created late in a token's
-   * life runs later than the cache would have scheduled it. Pass the stored life once
-   * `TokenStatus` carries it.
-   */
-  #refreshAheadMs(cache: TokenCache, remainingMs: number): number {
+  /** The margin the cache itself uses, unless the sweep's options set one. */
+  #refreshAheadMs(cache: TokenCache, lifetimeMs: number): number {
     const configured = this.#settings.refreshAheadMs;
     if (typeof configured === 'number') {
       return configured;
     }
     if (typeof configured === 'function') {
-      return configured(remainingMs);
+      return configured(lifetimeMs);
     }
-    // `refreshAheadMs()` is a method of the core's cache class that the TokenCache interface lacks.
-    const margin = (cache as Partial<CacheWithMargin>).refreshAheadMs;
-    return typeof margin === 'function' ? margin.call(cache, remainingMs) : estimateRefreshAheadMs(remainingMs);
+    return cache.refreshAheadMs(lifetimeMs);
   }
-}
-
-interface CacheWithMargin {
-  refreshAheadMs(lifetimeMs: number): number;
 }

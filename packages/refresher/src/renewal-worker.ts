@@ -4,7 +4,11 @@ import type { Logger } from 'pino';
 import type { Registry } from 'prom-client';
 import { componentLogger, integerOption, invalidArgType, stringOption } from './arguments.js';
 import { type CacheCollection, toCacheLookup } from './cache-lookup.js';
-import { closeConnection, openDedicatedConnection, type RedisConnectionOption } from './connection.js';
+import {
+  closeConnection,
+  openDedicatedConnection,
+  type RedisConnectionOption,
+} from './connection.js';
 import { DEFAULT_REFRESHER_OPTIONS } from './defaults.js';
 import { refresherMetrics } from './metrics.js';
 import {
@@ -15,6 +19,7 @@ import {
 } from './renewal-processor.js';
 import type { RenewalJobData } from './renewal-queue.js';
 import { computeRetryDelayMs, STOP_RETRYING } from './retry-delay.js';
+import { CONNECT_WAIT_MS, settleWithin } from './settle.js';
 
 export interface RenewalWorkerOptions {
   /**
@@ -133,8 +138,8 @@ class BullRenewalWorker implements RenewalWorker {
       retryHints: this.#retryHints,
       activeRenewals: this.#activeRenewals,
     });
-    // NOTE: BullMQ 5.81 depends on its own ioredis release, whose class types differ from this
-    // package's ioredis 5.9 in private members only; the client works with either at run time.
+    // NOTE: BullMQ 5.81 depends on its own ioredis release. Its class types differ from this
+    // package's ioredis 5.9 in private members only, so the client works with either at run time.
     this.bullWorker = new Worker<RenewalJobData, RenewResult>(settings.queueName, processor, {
       connection: this.#client as unknown as ConnectionOptions,
       prefix: settings.prefix,
@@ -172,6 +177,11 @@ class BullRenewalWorker implements RenewalWorker {
   }
 
   async #close(): Promise<void> {
+    // NOTE: BullMQ 5.81 removes its error listeners on close, so a connection that is still
+    // connecting at close rejects later without a listener, as an unhandled rejection. Waiting
+    // for the connect avoids that while Redis is up. While Redis is down, the wait ends after
+    // CONNECT_WAIT_MS and the rejection can still happen.
+    await settleWithin(this.#ready, CONNECT_WAIT_MS);
     const closed = this.bullWorker.close();
     const finished = await settleWithin(closed, this.#settings.shutdownTimeoutMs);
 
@@ -190,12 +200,20 @@ class BullRenewalWorker implements RenewalWorker {
   async #handBackRunningJobs(): Promise<void> {
     const timeoutMs = this.#settings.shutdownTimeoutMs;
     for (const [jobId, { job, lockToken }] of this.#activeRenewals) {
-      const fields = { jobId, tokenId: job.data.tokenId, generation: job.data.generation, timeoutMs };
+      const fields = {
+        jobId,
+        tokenId: job.data.tokenId,
+        generation: job.data.generation,
+        timeoutMs,
+      };
       try {
         await job.moveToWait(lockToken);
         this.#logger.warn(fields, 'renewal job handed back: still running at the shutdown timeout');
       } catch (err) {
-        this.#logger.warn({ ...fields, err }, 'renewal job hand-back failed; it is retried once its lock expires');
+        this.#logger.warn(
+          { ...fields, err },
+          'renewal job hand-back failed; it is retried once its lock expires',
+        );
       }
     }
   }
@@ -227,7 +245,10 @@ class BullRenewalWorker implements RenewalWorker {
         'renewal retries stopped: the token expires before the next retry, so getToken() refreshes it lazily',
       );
     } else {
-      this.#logger.info({ ...fields, delayMs, attempt: attemptsMade + 1 }, 'renewal retry scheduled');
+      this.#logger.info(
+        { ...fields, delayMs, attempt: attemptsMade + 1 },
+        'renewal retry scheduled',
+      );
     }
     return delayMs;
   }
@@ -251,7 +272,11 @@ class BullRenewalWorker implements RenewalWorker {
 
     this.bullWorker.on('failed', (job, err) => {
       // finishedOn is set only when the job leaves for the failed set, not when it is retried.
-      if (job === undefined || job.finishedOn === undefined || err instanceof RenewalCancelledError) {
+      if (
+        job === undefined ||
+        job.finishedOn === undefined ||
+        err instanceof RenewalCancelledError
+      ) {
         return;
       }
       const { tokenId, generation } = job.data;
@@ -260,22 +285,5 @@ class BullRenewalWorker implements RenewalWorker {
         'renewal job failed; getToken() refreshes the token lazily and the sweep adds a new job',
       );
     });
-  }
-}
-
-function settled(): true {
-  return true;
-}
-
-/** Resolves true when `promise` settles within `timeoutMs`, false otherwise. */
-async function settleWithin(promise: Promise<unknown>, timeoutMs: number): Promise<boolean> {
-  let timer: NodeJS.Timeout | undefined;
-  const timeout = new Promise<false>((resolve) => {
-    timer = setTimeout(() => resolve(false), timeoutMs);
-  });
-  try {
-    return await Promise.race([promise.then(settled, settled), timeout]);
-  } finally {
-    clearTimeout(timer);
   }
 }

@@ -1,4 +1,4 @@
-/** What the backoff strategy needs to know about a failed renewal run. */
+/** Input of the retry delay computation for one failed renewal run. */
 export interface RetryInput {
   /** Runs made so far, the failed one included (BullMQ's `attemptsMade` + 1 at this point). */
   attemptsMade: number;

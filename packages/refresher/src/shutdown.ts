@@ -40,7 +40,7 @@ export async function shutDownRefresher(
 
   if (server !== undefined) {
     server.stopAccepting();
-    logger.info('health server stopped accepting connections');
+    logger.info({ step: 'health server stopped accepting connections' }, 'shutdown step finished');
   }
   if (sweep !== undefined) {
     await runStep(logger, 'renewal sweep stopped', CLOSE_STEP_TIMEOUT_MS, () => sweep.stop());
@@ -91,7 +91,7 @@ async function runStep(
       logger.warn({ step: done, timeoutMs }, 'shutdown step timed out; continuing');
       return false;
     }
-    logger.info(done);
+    logger.info({ step: done }, 'shutdown step finished');
     return true;
   } catch (err) {
     logger.error({ err, step: done }, 'shutdown step failed; continuing');

@@ -17,7 +17,7 @@ import type { RenewalQueue } from '../src/index.js';
 /** Redis of the test run: the global setup's server, or the machine's default one. */
 export const REDIS_URL = process.env.TOKENFLEET_TEST_REDIS_URL ?? 'redis://127.0.0.1:6379';
 
-/** A queue name and BullMQ prefix that no other test uses. */
+/** Returns a queue name and BullMQ prefix that no other test uses. */
 export function uniqueQueue(): { queueName: string; prefix: string } {
   const suffix = randomUUID().slice(0, 8);
   return { queueName: `renewal-${suffix}`, prefix: `{tftest-${suffix}}` };
@@ -34,26 +34,29 @@ export async function destroyQueue(queue: RenewalQueue): Promise<void> {
   await queue.close();
 }
 
-/** A pino logger that keeps every line as an object, for checks on what was logged. */
+/** Creates a pino logger that keeps every line as an object, so a test can check what was logged. */
 export function captureLogs(): {
   logger: Logger;
   lines: Record<string, unknown>[];
   find(message: string): Record<string, unknown> | undefined;
 } {
   const lines: Record<string, unknown>[] = [];
-  const logger = pino({ level: 'debug' }, {
-    write(line: string) {
-      lines.push(JSON.parse(line) as Record<string, unknown>);
+  const logger = pino(
+    { level: 'debug' },
+    {
+      write(line: string) {
+        lines.push(JSON.parse(line) as Record<string, unknown>);
+      },
     },
-  });
+  );
   return { logger, lines, find: (message) => lines.find((line) => line.msg === message) };
 }
 
-/** Polls `check` every 20 ms until it returns a value other than undefined, or fails after `timeoutMs`. */
+/** Polls `check` every 20 ms until it returns a value other than undefined; fails after `timeoutMs`. */
 export async function waitFor<T>(
   description: string,
   check: () => Promise<T | undefined> | T | undefined,
-  timeoutMs = 5_000,
+  timeoutMs = 10_000,
 ): Promise<T> {
   const deadline = Date.now() + timeoutMs;
   for (;;) {
@@ -87,8 +90,8 @@ export function waitForJobState(
 }
 
 /**
- * A token cache for processor and sweep tests: `renew` and `status` run the functions the test
- * sets and count calls; every other method fails, since the refresher never calls them.
+ * Token cache double for processor and sweep tests. `renew` and `status` run the functions that
+ * the test sets and count calls. Every other method fails, since the refresher never calls them.
  */
 export class FakeCache extends EventEmitter<TokenCacheEvents> implements TokenCache {
   readonly id: string;
@@ -109,7 +112,7 @@ export class FakeCache extends EventEmitter<TokenCacheEvents> implements TokenCa
     this.onStatus = async () => this.storedStatus(undefined, undefined);
   }
 
-  /** A status with a stored token of `generation` and `remainingMs` of life, or none. */
+  /** Builds a status with a stored token of `generation` and `remainingMs` of life, or with none. */
   storedStatus(generation: number | undefined, remainingMs: number | undefined): TokenStatus {
     return {
       tokenId: this.id,
@@ -117,10 +120,16 @@ export class FakeCache extends EventEmitter<TokenCacheEvents> implements TokenCa
       generationCounter: generation ?? 0,
       generation,
       remainingMs,
+      lifetimeMs: remainingMs,
       refreshedAt: generation === undefined ? undefined : Date.now(),
       reason: generation === undefined ? undefined : 'missing',
       cooldownMs: 0,
     };
+  }
+
+  /** The core's default margin: 20% of the stored life, at most one hour. */
+  refreshAheadMs(lifetimeMs: number): number {
+    return Math.min(Math.floor(lifetimeMs * 0.2), 3_600_000);
   }
 
   renew(generation: number): Promise<RenewResult> {
@@ -154,22 +163,27 @@ export class FakeCache extends EventEmitter<TokenCacheEvents> implements TokenCa
   }
 }
 
-/** A Quiqup-shaped token endpoint on 127.0.0.1 that counts requests and answers with `status`. */
+/** Quiqup-shaped token endpoint on 127.0.0.1 that counts requests and responds with `status`. */
 export interface TestTokenEndpoint {
   baseUrl: string;
   requests: number;
-  /** HTTP status of the next answers; 200 sends a token. */
+  /** HTTP status of the next responses; 200 sends a token. */
   status: number;
+  /** While true, requests get no response until the endpoint closes. */
+  hang: boolean;
   expiresInSeconds: number;
   close(): Promise<void>;
 }
 
 export async function startTokenEndpoint(expiresInSeconds: number): Promise<TestTokenEndpoint> {
-  const endpoint = { requests: 0, status: 200, expiresInSeconds } as TestTokenEndpoint;
+  const endpoint = { requests: 0, status: 200, hang: false, expiresInSeconds } as TestTokenEndpoint;
   const server: Server = createServer((request, response) => {
     request.resume();
     request.on('end', () => {
       endpoint.requests += 1;
+      if (endpoint.hang) {
+        return;
+      }
       if (endpoint.status !== 200) {
         response.writeHead(endpoint.status, { 'content-type': 'application/json' });
         response.end(JSON.stringify({ error: 'invalid_client' }));

@@ -2,7 +2,12 @@ import { randomUUID } from 'node:crypto';
 import { quiqup, type TokenProvider } from '@tokenfleet/core';
 import type { Redis } from 'ioredis';
 import { afterEach, beforeEach, describe, expect, it } from 'vitest';
-import { createRenewalQueue, type Refresher, type RefresherOptions, startRefresher } from '../src/index.js';
+import {
+  createRenewalQueue,
+  type Refresher,
+  type RefresherOptions,
+  startRefresher,
+} from '../src/index.js';
 import {
   destroyQueue,
   openRedis,
@@ -13,6 +18,17 @@ import {
   waitFor,
   waitForJobState,
 } from './helpers.js';
+
+/** Counts the sockets, servers and timers that keep the process alive. */
+function countResources(): { TCPSocketWrap: number; TCPServerWrap: number; Timeout: number } {
+  const resources = process.getActiveResourcesInfo();
+  const count = (name: string) => resources.filter((resource) => resource === name).length;
+  return {
+    TCPSocketWrap: count('TCPSocketWrap'),
+    TCPServerWrap: count('TCPServerWrap'),
+    Timeout: count('Timeout'),
+  };
+}
 
 describe('startRefresher', () => {
   let endpoint: TestTokenEndpoint;
@@ -38,7 +54,11 @@ describe('startRefresher', () => {
 
   afterEach(async () => {
     await refresher?.close();
-    const cleanup = createRenewalQueue({ connection: redis, queueName: names.queueName, prefix: names.prefix });
+    const cleanup = createRenewalQueue({
+      connection: redis,
+      queueName: names.queueName,
+      prefix: names.prefix,
+    });
     await destroyQueue(cleanup);
     const keys = await redis.keys(`${keyPrefix}:*`);
     if (keys.length > 0) {
@@ -81,7 +101,10 @@ describe('startRefresher', () => {
       client.disconnect();
 
       const response = await fetch(`${started.url}/healthz`);
-      const body = (await response.json()) as { status: string; checks: Record<string, { ok: boolean }> };
+      const body = (await response.json()) as {
+        status: string;
+        checks: Record<string, { ok: boolean }>;
+      };
 
       expect(response.status).toBe(503);
       expect(body.status).toBe('unavailable');
@@ -171,7 +194,7 @@ describe('startRefresher', () => {
 
       await (await started.queue.getRenewalJob(cache.id, 1))?.remove();
 
-      await waitForJobState(started.queue, cache.id, 1, ['delayed'], 1_000);
+      await waitForJobState(started.queue, cache.id, 1, ['delayed']);
     });
   });
 
@@ -186,6 +209,26 @@ describe('startRefresher', () => {
       expect(started.worker.isRunning()).toBe(false);
       await expect(fetch(`${started.url}/healthz`)).rejects.toThrow();
       expect(await started.close()).toBeUndefined();
+    });
+
+    it('releases every socket, server and timer it opened', async () => {
+      const baseline = countResources();
+      const started = await start();
+      await started.caches[0]!.getToken();
+      await waitFor('readiness', () => (started.sweep.completedRuns > 0 ? true : undefined));
+      expect(countResources().TCPSocketWrap).toBeGreaterThan(baseline.TCPSocketWrap);
+
+      await started.close();
+      refresher = undefined;
+
+      // A socket that was sent QUIT leaves the list once the server closes it, a moment later.
+      const after = await waitFor('the sockets to close', () => {
+        const current = countResources();
+        return current.TCPSocketWrap <= baseline.TCPSocketWrap ? current : undefined;
+      });
+      expect(after.TCPSocketWrap).toBeLessThanOrEqual(baseline.TCPSocketWrap);
+      expect(after.TCPServerWrap).toBeLessThanOrEqual(baseline.TCPServerWrap);
+      expect(after.Timeout).toBeLessThanOrEqual(baseline.Timeout);
     });
 
     it('leaves a passed connection open', async () => {

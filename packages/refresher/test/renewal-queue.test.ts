@@ -27,7 +27,9 @@ describe('createRenewalQueue', () => {
     }
   });
 
-  function openQueue(options: Partial<Parameters<typeof createRenewalQueue>[0]> = {}): RenewalQueue {
+  function openQueue(
+    options: Partial<Parameters<typeof createRenewalQueue>[0]> = {},
+  ): RenewalQueue {
     const queue = createRenewalQueue({ connection: REDIS_URL, ...names, ...options });
     queues.push(queue);
     return queue;
@@ -39,7 +41,12 @@ describe('createRenewalQueue', () => {
 
       await Promise.all(
         schedulers.map((queue) =>
-          queue.scheduleRenewal({ tokenId: TOKEN_ID, generation: 7, delayMs: 60_000, remainingMs: 90_000 }),
+          queue.scheduleRenewal({
+            tokenId: TOKEN_ID,
+            generation: 7,
+            delayMs: 60_000,
+            remainingMs: 90_000,
+          }),
         ),
       );
 
@@ -57,7 +64,12 @@ describe('createRenewalQueue', () => {
       const queue = openQueue({ attempts: 4, backoffDelayMs: 250 });
       const before = Date.now();
 
-      await queue.scheduleRenewal({ tokenId: TOKEN_ID, generation: 3, delayMs: 5_000, remainingMs: 9_000 });
+      await queue.scheduleRenewal({
+        tokenId: TOKEN_ID,
+        generation: 3,
+        delayMs: 5_000,
+        remainingMs: 9_000,
+      });
 
       const job = await queue.getRenewalJob(TOKEN_ID, 3);
       expect(job?.data.tokenId).toBe(TOKEN_ID);
@@ -80,7 +92,12 @@ describe('createRenewalQueue', () => {
     it('makes an overdue job wait for a worker at once', async () => {
       const queue = openQueue();
 
-      await queue.scheduleRenewal({ tokenId: TOKEN_ID, generation: 1, delayMs: -500, remainingMs: 100 });
+      await queue.scheduleRenewal({
+        tokenId: TOKEN_ID,
+        generation: 1,
+        delayMs: -500,
+        remainingMs: 100,
+      });
 
       expect(await queue.getRenewalJobState(TOKEN_ID, 1)).toBe('waiting');
     });
@@ -89,7 +106,12 @@ describe('createRenewalQueue', () => {
       const queue = openQueue();
       const sevenDaysMs = 7 * 24 * 3_600_000;
 
-      await queue.scheduleRenewal({ tokenId: TOKEN_ID, generation: 2, delayMs: sevenDaysMs, remainingMs: sevenDaysMs });
+      await queue.scheduleRenewal({
+        tokenId: TOKEN_ID,
+        generation: 2,
+        delayMs: sevenDaysMs,
+        remainingMs: sevenDaysMs,
+      });
 
       const job = await queue.getRenewalJob(TOKEN_ID, 2);
       expect(job?.opts.delay).toBe(sevenDaysMs);
@@ -99,9 +121,21 @@ describe('createRenewalQueue', () => {
 
   describe('when a request is invalid', () => {
     it.each([
-      ['a token id with a colon', { tokenId: 'a:b', generation: 1, delayMs: 0, remainingMs: 1 }, 'request.tokenId'],
-      ['a negative generation', { tokenId: TOKEN_ID, generation: -1, delayMs: 0, remainingMs: 1 }, 'request.generation'],
-      ['a delay that is not finite', { tokenId: TOKEN_ID, generation: 1, delayMs: Number.NaN, remainingMs: 1 }, 'request.delayMs'],
+      [
+        'a token id with a colon',
+        { tokenId: 'a:b', generation: 1, delayMs: 0, remainingMs: 1 },
+        'request.tokenId',
+      ],
+      [
+        'a negative generation',
+        { tokenId: TOKEN_ID, generation: -1, delayMs: 0, remainingMs: 1 },
+        'request.generation',
+      ],
+      [
+        'a delay that is not finite',
+        { tokenId: TOKEN_ID, generation: 1, delayMs: Number.NaN, remainingMs: 1 },
+        'request.delayMs',
+      ],
     ])('rejects %s', async (_case, request, path) => {
       const queue = openQueue();
 
@@ -124,7 +158,9 @@ describe('createRenewalQueue', () => {
     it('rejects a connection that is not a client or URL', () => {
       const create = () => createRenewalQueue({ connection: 42 as never });
 
-      expect(create).toThrow('"options.connection" must be an ioredis Redis or Cluster client or a redis:// URL');
+      expect(create).toThrow(
+        '"options.connection" must be an ioredis Redis or Cluster client or a redis:// URL',
+      );
     });
   });
 
@@ -132,7 +168,12 @@ describe('createRenewalQueue', () => {
     it('leaves it open after close', async () => {
       const redis = openRedis();
       const queue = createRenewalQueue({ connection: redis, ...names });
-      await queue.scheduleRenewal({ tokenId: TOKEN_ID, generation: 1, delayMs: 1_000, remainingMs: 2_000 });
+      await queue.scheduleRenewal({
+        tokenId: TOKEN_ID,
+        generation: 1,
+        delayMs: 1_000,
+        remainingMs: 2_000,
+      });
 
       await queue.bullQueue.obliterate({ force: true });
       await queue.close();

@@ -26,7 +26,12 @@ describe('startRenewalWorker', () => {
 
   beforeEach(() => {
     names = uniqueQueue();
-    queue = createRenewalQueue({ connection: REDIS_URL, ...names, attempts: 5, backoffDelayMs: 20 });
+    queue = createRenewalQueue({
+      connection: REDIS_URL,
+      ...names,
+      attempts: 5,
+      backoffDelayMs: 20,
+    });
     cache = new FakeCache();
     registry = new Registry();
     worker = undefined;
@@ -37,7 +42,9 @@ describe('startRenewalWorker', () => {
     await destroyQueue(queue);
   });
 
-  function startWorker(options: { shutdownTimeoutMs?: number; caches?: FakeCache[] } = {}): RenewalWorker {
+  function startWorker(
+    options: { shutdownTimeoutMs?: number; caches?: FakeCache[] } = {},
+  ): RenewalWorker {
     worker = startRenewalWorker({
       connection: REDIS_URL,
       caches: options.caches ?? [cache],
@@ -57,10 +64,19 @@ describe('startRenewalWorker', () => {
     it.each<RenewResult['outcome']>(['refreshed', 'fresh', 'superseded'])(
       'returns the %s result as the job value',
       async (outcome) => {
-        cache.onRenew = async (generation) => ({ outcome, generation: generation + 1, remainingMs: 30_000 });
+        cache.onRenew = async (generation) => ({
+          outcome,
+          generation: generation + 1,
+          remainingMs: 30_000,
+        });
         startWorker();
 
-        await queue.scheduleRenewal({ tokenId: cache.id, generation: 4, delayMs: 200, remainingMs: 60_000 });
+        await queue.scheduleRenewal({
+          tokenId: cache.id,
+          generation: 4,
+          delayMs: 200,
+          remainingMs: 60_000,
+        });
         await waitForJobState(queue, cache.id, 4, ['completed']);
 
         const job = await queue.getRenewalJob(cache.id, 4);
@@ -79,7 +95,12 @@ describe('startRenewalWorker', () => {
       };
       startWorker();
 
-      await queue.scheduleRenewal({ tokenId: cache.id, generation: 1, delayMs: 0, remainingMs: 60_000 });
+      await queue.scheduleRenewal({
+        tokenId: cache.id,
+        generation: 1,
+        delayMs: 0,
+        remainingMs: 60_000,
+      });
       await waitForJobState(queue, cache.id, 1, ['failed']);
 
       const job = await queue.getRenewalJob(cache.id, 1);
@@ -104,7 +125,12 @@ describe('startRenewalWorker', () => {
       };
       startWorker();
 
-      await queue.scheduleRenewal({ tokenId: cache.id, generation: 1, delayMs: 0, remainingMs: 60_000 });
+      await queue.scheduleRenewal({
+        tokenId: cache.id,
+        generation: 1,
+        delayMs: 0,
+        remainingMs: 60_000,
+      });
       await waitForJobState(queue, cache.id, 1, ['completed']);
 
       const job = await queue.getRenewalJob(cache.id, 1);
@@ -122,7 +148,12 @@ describe('startRenewalWorker', () => {
       };
       startWorker();
 
-      await queue.scheduleRenewal({ tokenId: cache.id, generation: 1, delayMs: 0, remainingMs: 60_000 });
+      await queue.scheduleRenewal({
+        tokenId: cache.id,
+        generation: 1,
+        delayMs: 0,
+        remainingMs: 60_000,
+      });
       await waitForJobState(queue, cache.id, 1, ['failed']);
 
       const job = await queue.getRenewalJob(cache.id, 1);
@@ -134,11 +165,19 @@ describe('startRenewalWorker', () => {
     it('stops retrying when Retry-After passes the token life', async () => {
       cache.onStatus = async () => cache.storedStatus(1, 400);
       cache.onRenew = async () => {
-        throw new TokenEndpointError('token endpoint answered 503', { status: 503, retryAfterMs: 5_000 });
+        throw new TokenEndpointError('token endpoint answered 503', {
+          status: 503,
+          retryAfterMs: 5_000,
+        });
       };
       startWorker();
 
-      await queue.scheduleRenewal({ tokenId: cache.id, generation: 1, delayMs: 0, remainingMs: 400 });
+      await queue.scheduleRenewal({
+        tokenId: cache.id,
+        generation: 1,
+        delayMs: 0,
+        remainingMs: 400,
+      });
       await waitForJobState(queue, cache.id, 1, ['failed']);
 
       const job = await queue.getRenewalJob(cache.id, 1);
@@ -152,13 +191,21 @@ describe('startRenewalWorker', () => {
       cache.onRenew = async (generation) => {
         if (!failed) {
           failed = true;
-          throw new TokenEndpointError('token endpoint answered 429', { status: 429, retryAfterMs: 300 });
+          throw new TokenEndpointError('token endpoint answered 429', {
+            status: 429,
+            retryAfterMs: 300,
+          });
         }
         return { outcome: 'refreshed', generation: generation + 1, remainingMs: 60_000 };
       };
       startWorker();
 
-      await queue.scheduleRenewal({ tokenId: cache.id, generation: 1, delayMs: 0, remainingMs: 60_000 });
+      await queue.scheduleRenewal({
+        tokenId: cache.id,
+        generation: 1,
+        delayMs: 0,
+        remainingMs: 60_000,
+      });
       await waitFor('the first run', () => (cache.renewCalls.length === 1 ? true : undefined));
 
       const retry = await waitFor('the retry to be delayed', async () => {
@@ -195,7 +242,12 @@ describe('startRenewalWorker', () => {
       cache.onRenew = () => new Promise<RenewResult>(() => {});
       const running = startWorker({ shutdownTimeoutMs: 200 });
 
-      await queue.scheduleRenewal({ tokenId: cache.id, generation: 9, delayMs: 0, remainingMs: 60_000 });
+      await queue.scheduleRenewal({
+        tokenId: cache.id,
+        generation: 9,
+        delayMs: 0,
+        remainingMs: 60_000,
+      });
       await waitForJobState(queue, cache.id, 9, ['active']);
       await running.close();
       worker = undefined;
@@ -212,7 +264,12 @@ describe('startRenewalWorker', () => {
         });
       const running = startWorker({ shutdownTimeoutMs: 5_000 });
 
-      await queue.scheduleRenewal({ tokenId: cache.id, generation: 3, delayMs: 0, remainingMs: 60_000 });
+      await queue.scheduleRenewal({
+        tokenId: cache.id,
+        generation: 3,
+        delayMs: 0,
+        remainingMs: 60_000,
+      });
       await waitForJobState(queue, cache.id, 3, ['active']);
       const closed = running.close();
       setTimeout(() => finish({ outcome: 'refreshed', generation: 4, remainingMs: 60_000 }), 100);
@@ -229,16 +286,26 @@ describe('startRenewalWorker', () => {
 
       const start = () => startRenewalWorker({ connection: REDIS_URL, caches: [cache, twin] });
 
-      expect(start).toThrow(`"options.caches" holds two caches for token ${cache.id}`);
+      expect(start).toThrow(`"options.caches" contains two caches for token ${cache.id}`);
     });
   });
 
   describe('when a job runs', () => {
     it('logs the start and the outcome with the job ids', async () => {
       const logs = captureLogs();
-      worker = startRenewalWorker({ connection: REDIS_URL, caches: [cache], ...names, logger: logs.logger });
+      worker = startRenewalWorker({
+        connection: REDIS_URL,
+        caches: [cache],
+        ...names,
+        logger: logs.logger,
+      });
 
-      await queue.scheduleRenewal({ tokenId: cache.id, generation: 6, delayMs: 0, remainingMs: 60_000 });
+      await queue.scheduleRenewal({
+        tokenId: cache.id,
+        generation: 6,
+        delayMs: 0,
+        remainingMs: 60_000,
+      });
       await waitForJobState(queue, cache.id, 6, ['completed']);
 
       const ids = { tokenId: cache.id, generation: 6, jobId: `renew-${cache.id}-6` };
@@ -249,9 +316,19 @@ describe('startRenewalWorker', () => {
     it('logs a skipped renewal with its outcome', async () => {
       const logs = captureLogs();
       cache.onRenew = async () => ({ outcome: 'superseded', generation: 8, remainingMs: 50_000 });
-      worker = startRenewalWorker({ connection: REDIS_URL, caches: [cache], ...names, logger: logs.logger });
+      worker = startRenewalWorker({
+        connection: REDIS_URL,
+        caches: [cache],
+        ...names,
+        logger: logs.logger,
+      });
 
-      await queue.scheduleRenewal({ tokenId: cache.id, generation: 6, delayMs: 0, remainingMs: 60_000 });
+      await queue.scheduleRenewal({
+        tokenId: cache.id,
+        generation: 6,
+        delayMs: 0,
+        remainingMs: 60_000,
+      });
       await waitForJobState(queue, cache.id, 6, ['completed']);
 
       expect(logs.find('renewal skipped')).toMatchObject({ generation: 6, outcome: 'superseded' });

@@ -12,10 +12,10 @@ const DEFAULT_WORKERS = 8;
 /** Default concurrent calls per worker. */
 const DEFAULT_CALLS = 200;
 
-/** Most worker processes; each is a Node.js process of roughly 60 MB. */
+/** Maximum worker processes. Each is a Node.js process of roughly 60 MB (an estimate). */
 const MAX_WORKERS = 64;
 
-/** Most calls per worker; all of them are open at once, each on its own socket. */
+/** Maximum calls per worker. All of them are open at once, each on its own socket. */
 const MAX_CALLS = 5_000;
 
 /** Exit codes of a run stopped by a signal: 128 + the signal number, as shells report it. */

@@ -2,10 +2,14 @@ import type { ParsedOptions } from '../args.js';
 import { SECRET_NOTE } from '../config.js';
 import { EXIT_OK, UsageError } from '../errors.js';
 import { type CliIo, writeJson, writeLine } from '../output.js';
+import { openTokenSession } from '../token-session.js';
 import type { Command } from './command.js';
-import { openSessionFromOptions, TOKEN_COMMAND_OPTIONS } from './token-options.js';
+import { resolveSessionOptions, TOKEN_COMMAND_OPTIONS } from './token-options.js';
 
-/** Longest token read from stdin, in bytes: far above any bearer token, low enough to stop a stray file. */
+/**
+ * Maximum size of the token read from stdin, in bytes. It is far above any bearer token and low
+ * enough to stop a file piped in by mistake.
+ */
 const MAX_STDIN_BYTES = 64 * 1024;
 
 /** `tokenfleet invalidate`: deletes the stored token if it is still the given one. */
@@ -37,8 +41,9 @@ export const invalidateCommand: Command = {
   },
 
   async run(values, io) {
+    const options = resolveSessionOptions(values, io);
     const token = await readToken(values, io);
-    const session = await openSessionFromOptions(values, io);
+    const session = await openTokenSession(options);
     try {
       const deleted = await session.cache.invalidate(token);
       if (values.json === true) {

@@ -21,9 +21,9 @@ import type { Command } from './command.js';
 export interface TokenStatusRow {
   tokenId: string;
   label: string | null;
-  /** Life left of the stored token, in milliseconds; null when Redis holds none. */
+  /** Life left of the stored token, in milliseconds, or null when Redis contains none. */
   remainingMs: number | null;
-  /** Generation of the stored token; null when Redis holds none. */
+  /** Generation of the stored token, or null when Redis contains none. */
   generation: number | null;
   /** Refresh attempts so far: the generation counter. */
   generationCounter: number;
@@ -55,8 +55,8 @@ export const statusCommand: Command = {
     },
     notes: [
       'Tokens are found by a SCAN of <prefix>:{*}:generation. When QUIQUP_CLIENT_ID and ' +
-        'QUIQUP_CLIENT_SECRET are set, the token of that client is listed even before its first ' +
-        'refresh.',
+        'QUIQUP_CLIENT_SECRET are set, the token of that client is listed with its label even ' +
+        'before its first refresh and after an invalidation.',
     ],
   },
 
@@ -81,8 +81,13 @@ export const statusCommand: Command = {
           logger,
         });
         try {
-          if (!statuses.some((status) => status.tokenId === session.cache.id)) {
-            statuses.push(await session.cache.status());
+          // The cache's own status has the client's label even when Redis contains no record to label it.
+          const own = await session.cache.status();
+          const index = statuses.findIndex((status) => status.tokenId === own.tokenId);
+          if (index === -1) {
+            statuses.push(own);
+          } else {
+            statuses[index] = own;
           }
         } finally {
           await session.close();
@@ -163,7 +168,7 @@ function formatLastRefresh(row: TokenStatusRow, now: number): string {
   return row.refreshReason === null ? `${age} ago` : `${age} ago (${row.refreshReason})`;
 }
 
-/** Whether both the client id and the secret are set, so the configured client can be listed. */
+/** Returns whether both the client id and the secret are set, so the client can be listed. */
 function hasProviderSecret(values: ParsedOptions, env: NodeJS.ProcessEnv): boolean {
   const clientId = optionOrEnv(values, 'client-id', 'QUIQUP_CLIENT_ID', env);
   return clientId !== undefined && (env.QUIQUP_CLIENT_SECRET ?? '') !== '';

@@ -9,7 +9,7 @@ import {
 } from '../config.js';
 import { createCliLogger } from '../logging.js';
 import type { CliIo } from '../output.js';
-import { openTokenSession, type TokenSession } from '../token-session.js';
+import { openTokenSession, type TokenSession, type TokenSessionOptions } from '../token-session.js';
 
 /** Options of the commands that work on the token of one client: get, invalidate, refresh. */
 export const TOKEN_COMMAND_OPTIONS: Record<string, OptionSpec> = {
@@ -23,21 +23,20 @@ export const TOKEN_COMMAND_OPTIONS: Record<string, OptionSpec> = {
 };
 
 /**
- * Resolves every setting first, so that a usage error never waits for a connection, then opens
- * the token cache of the configured client.
+ * Resolves the Redis, client and logging settings of a token command. Raises `UsageError` for a
+ * missing or invalid one, before anything connects.
  */
+export function resolveSessionOptions(values: ParsedOptions, io: CliIo): TokenSessionOptions {
+  const redis = resolveRedisConfig(values, io.env);
+  const provider = resolveProviderConfig(values, io.env);
+  const logger = createCliLogger(resolveLogLevel(values, io.env, 'silent'), 2);
+  return { redis, provider, renewal: values['no-renewal'] !== true, reconnect: false, logger };
+}
+
+/** Resolves every setting, then opens the token cache of the configured client. */
 export async function openSessionFromOptions(
   values: ParsedOptions,
   io: CliIo,
 ): Promise<TokenSession> {
-  const redis = resolveRedisConfig(values, io.env);
-  const provider = resolveProviderConfig(values, io.env);
-  const logger = createCliLogger(resolveLogLevel(values, io.env, 'silent'), 2);
-  return openTokenSession({
-    redis,
-    provider,
-    renewal: values['no-renewal'] !== true,
-    reconnect: false,
-    logger,
-  });
+  return openTokenSession(resolveSessionOptions(values, io));
 }

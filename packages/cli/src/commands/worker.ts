@@ -21,13 +21,13 @@ import type { Command } from './command.js';
 /** Default pause between two rounds of calls, in milliseconds. */
 const DEFAULT_INTERVAL_MS = 1_000;
 
-/** Longest pause between rounds, in milliseconds: one day. */
+/** Maximum pause between rounds, in milliseconds: one day. */
 const MAX_INTERVAL_MS = 86_400_000;
 
-/** Most concurrent calls per round. */
+/** Maximum concurrent calls per round. */
 const MAX_CONCURRENCY = 1_000;
 
-/** Most rounds that `--rounds` takes. */
+/** Maximum value of `--rounds`. */
 const MAX_ROUNDS = 1_000_000;
 
 /** Counts of one round of calls. */
@@ -95,7 +95,7 @@ export const workerCommand: Command = {
         : parsePositiveInteger('rounds', values.rounds, 1, MAX_ROUNDS);
     const redis = resolveRedisConfig(values, io.env);
     const provider = resolveProviderConfig(values, io.env);
-    // Library components add their own `component` field; this command's lines say `worker`.
+    // Library components add their own `component` field, and this command's lines use `worker`.
     const baseLogger = createCliLogger(resolveLogLevel(values, io.env, 'info'), 1);
     const logger = baseLogger.child({ component: 'worker' });
 
@@ -178,16 +178,16 @@ async function runRound(
   return result;
 }
 
-/** Logs the cache's refreshes, failures and degraded mode; no event carries a token. */
+/**
+ * Logs the tokens that other pods fetched. The cache logs its own refreshes, failures and
+ * degraded mode itself; no event carries a token.
+ */
 function watchCache(session: TokenSession, logger: Logger): void {
-  session.cache.on('refreshed', (event) => logger.info(event, 'token refreshed'));
-  session.cache.on('refreshFailed', (event) =>
-    logger.warn({ err: event.err, reason: event.reason }, 'token refresh failed'),
-  );
-  session.cache.on('invalidated', (event) => logger.info(event, 'token invalidated'));
-  session.cache.on('degraded', (event) =>
-    logger.warn({ err: event.err, cause: event.cause }, 'token cache degraded'),
-  );
+  session.cache.on('refreshed', (event) => {
+    if (event.origin === 'remote') {
+      logger.info(event, 'token refreshed by another pod');
+    }
+  });
 }
 
 /** Takes `--resource-url`, else the mock server's resource under `--base-url`. */

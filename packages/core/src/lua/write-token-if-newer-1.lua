@@ -14,14 +14,17 @@
   Returns a two-element array:
     { 1, generation }         the record was stored and the message published
     { 0, stored generation }  rejected: the stored record's generation is the same or newer
-  A stored value that is not a record (garbage, another type) is replaced.
+  A stored value that is not a record (garbage, JSON without the fields v = 1, a numeric g and
+  the strings s and h, another type) is replaced, whatever generation it claims.
 ]]
 local generation = tonumber(ARGV[1])
 local key_type = redis.call('TYPE', KEYS[1]).ok
 
 if key_type == 'string' then
   local ok, stored = pcall(cjson.decode, redis.call('GET', KEYS[1]))
-  if ok and type(stored) == 'table' and type(stored.g) == 'number' and stored.g >= generation then
+  local is_record = ok and type(stored) == 'table' and stored.v == 1
+    and type(stored.g) == 'number' and type(stored.s) == 'string' and type(stored.h) == 'string'
+  if is_record and stored.g >= generation then
     return { 0, stored.g }
   end
 elseif key_type ~= 'none' then

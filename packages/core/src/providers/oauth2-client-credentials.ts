@@ -92,6 +92,7 @@ export function oauth2ClientCredentials(options: OAuth2ClientCredentialsOptions)
     fetch: options.fetch ?? globalFetch,
     defaultExpiresInMs:
       options.defaultExpiresInMs ?? DEFAULT_OAUTH2_CLIENT_CREDENTIALS_OPTIONS.defaultExpiresInMs,
+    secrets: [settings.clientSecret],
   };
 
   return createProvider(

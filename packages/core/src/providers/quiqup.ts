@@ -68,6 +68,7 @@ export function quiqup(options: QuiqupOptions): TokenProvider {
   const sendOptions = {
     fetch: options.fetch ?? globalFetch,
     defaultExpiresInMs: options.defaultExpiresInMs ?? DEFAULT_QUIQUP_OPTIONS.defaultExpiresInMs,
+    secrets: [clientSecret],
   };
 
   return createProvider(

@@ -17,6 +17,8 @@ export interface SendTokenRequestOptions {
   fetch: typeof fetch;
   /** Lifetime to assume when the response has no `expires_in`, in milliseconds. */
   defaultExpiresInMs: number;
+  /** The client secret and any other value that no error may contain, even when echoed. */
+  secrets: readonly string[];
 }
 
 /** Options that every provider accepts, checked by {@link checkClientOptions}. */
@@ -62,7 +64,10 @@ export async function sendTokenRequest(
   }
 
   try {
-    return await processTokenResponse(response, { defaultExpiresInMs: options.defaultExpiresInMs });
+    return await processTokenResponse(response, {
+      defaultExpiresInMs: options.defaultExpiresInMs,
+      secrets: options.secrets,
+    });
   } catch (error) {
     // When the signal aborts while the body is still arriving, processTokenResponse throws a
     // TokenEndpointError whose cause is the abort reason.
