@@ -50,7 +50,7 @@ export function captureLogs(): CapturedLogger {
   };
 }
 
-/** A Quiqup provider aimed at the mock server, with the mock's default client. */
+/** Creates a Quiqup provider aimed at the mock server, with the mock's default client. */
 export function mockProvider(server: MockOAuthServer, clientSecret = CLIENT_SECRET): TokenProvider {
   return quiqup({ environment: 'staging', baseUrl: server.url, clientId: CLIENT_ID, clientSecret });
 }
@@ -92,8 +92,8 @@ export function processState(pid: number): string | undefined {
 
 /**
  * Records every unhandled promise rejection of this process while it is installed. vitest fails
- * the run on one as well, but only after the file ends; a recorder lets a test name the rejection
- * and fail at the step that caused it.
+ * the run on one as well, but it reports the file, not the test. A recorder checked in the test
+ * fails that test and shows the rejection's reason.
  */
 export function recordUnhandledRejections(): { reasons: unknown[]; uninstall(): void } {
   const reasons: unknown[] = [];

@@ -2,11 +2,11 @@
 // freeze it while it holds the lock. It reports what its getTokenInfo() ended with and whether
 // its own write was fenced, never a token.
 //
-// Arguments: mode
-//   hold               refresh normally; the test kills the process during the token request
-//   stop-after-grant   stop itself with SIGSTOP right after the token response is read, so the
-//                      pause falls between the response and the fenced write; the test sends
-//                      SIGCONT once another pod has written a newer generation
+// Argument: the mode.
+//   hold               Refresh normally. The test kills or stops the process during the request.
+//   stop-after-grant   Stop with SIGSTOP right after the token response is read, so the pause
+//                      falls between the response and the fenced write. The test sends SIGCONT
+//                      once another pod has written a newer generation.
 //
 // Environment:
 //   FAULT_REDIS_URL, FAULT_TOKEN_BASE_URL, FAULT_KEY_PREFIX   where the pod works
@@ -58,7 +58,7 @@ const provider: TokenProvider = {
     const grant = await quiqupProvider.requestToken(context);
     if (mode === 'stop-after-grant') {
       console.log(STOPPING_LINE);
-      // Stops this process until the test sends SIGCONT; no timer fires in between.
+      // The process stops here until the test sends SIGCONT, and no timer fires in between.
       process.kill(process.pid, 'SIGSTOP');
     }
     return grant;

@@ -125,7 +125,7 @@ describe('fleet lock faults', () => {
   describe('when the lock holder is killed during its token request', () => {
     it('lets another pod refresh once the lock TTL has passed', async () => {
       const prefix = uniquePrefix('lock-holder-killed');
-      // Only the holder's request is delayed; every later request is answered at once.
+      // Only the holder's request is delayed, and every later request gets its response at once.
       server.setFaults({ latencyMs: 20_000, times: 1 });
       const holder = startLockHolder('hold', prefix);
       await holder.waitForOutput(TOKEN_REQUEST_LINE);

@@ -222,11 +222,17 @@ describe('createTokenCache with Redis down', () => {
       await redisServer.restart();
       const client = new Redis(redisServer.url);
       clients.push(client);
-      // The pod's command and subscriber connections reconnect with a back-off of their own; a
-      // refresh sent before they are back would time out and stay in the pod's memory.
-      await waitFor(async () => (await client.client('LIST')).trim().split('\n').length >= 3, {
-        description: 'the pod to reconnect',
-      });
+      // The pod's command and subscriber connections reconnect with a back-off of their own. A
+      // refresh sent before they are back would time out, so its token would stay in memory.
+      await waitFor(
+        async () =>
+          String(await client.client('LIST'))
+            .trim()
+            .split('\n').length >= 3,
+        {
+          description: 'the pod to reconnect',
+        },
+      );
       const refreshed = await within(pod.refresh(), SETTLE_DEADLINE_MS, 'refresh() after restart');
 
       expect(refreshed.token).not.toBe(before);

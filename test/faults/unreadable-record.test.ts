@@ -67,7 +67,7 @@ function newCache(
   return cache;
 }
 
-/** Checks that the token key holds a record of `token`, written by `generation`, with a PX. */
+/** Checks that the token key contains a record of `token`, written by `generation`, with a PX. */
 async function expectRecordOf(keys: TokenKeys, token: string, generation: number): Promise<void> {
   expect(await redis.type(keys.token)).toBe('string');
   const record = JSON.parse((await redis.get(keys.token))!) as { g: number; h: string };

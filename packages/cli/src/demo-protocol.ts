@@ -53,6 +53,6 @@ export interface DemoWorkerResult {
   firstError: string | undefined;
   /** SHA-256 of every distinct token that this worker's calls sent. */
   tokenHashes: string[];
-  /** From the start signal to the last answer, in milliseconds. */
+  /** From the start signal to the last response, in milliseconds. */
   elapsedMs: number;
 }

@@ -73,7 +73,7 @@ export async function runDemo(options: DemoOptions): Promise<DemoSummary> {
     summary = await startAndRun(options, cleanups);
   } finally {
     await runCleanups(cleanups, options.logger);
-    options.progress('stopped workers, refresher, mock server and Redis');
+    options.progress('stopped everything that the demo started');
   }
   return { ...summary, totalMs: Math.round(performance.now() - started) };
 }

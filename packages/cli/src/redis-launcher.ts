@@ -152,7 +152,7 @@ async function startRedisServerOnPort(
   };
 }
 
-/** Resolves once the server answers PING; rejects when the process fails or exits first. */
+/** Resolves once the server replies to PING; rejects when the process fails or exits first. */
 async function waitForRedis(
   child: ChildProcess,
   port: number,
@@ -175,7 +175,7 @@ async function waitForRedis(
     if (failure) {
       throw failure;
     }
-    if (await answersPing(port)) {
+    if (await repliesToPing(port)) {
       return;
     }
     await sleep(PING_INTERVAL_MS);
@@ -183,8 +183,8 @@ async function waitForRedis(
   throw failure ?? new Error(`no reply to PING on port ${port} within ${timeoutMs} ms`);
 }
 
-/** Sends one inline PING and reports whether `+PONG` came back. */
-export function answersPing(port: number): Promise<boolean> {
+/** Sends one inline PING and returns whether `+PONG` came back. */
+export function repliesToPing(port: number): Promise<boolean> {
   return new Promise((resolve) => {
     const socket = new Socket();
     let reply = '';
@@ -253,7 +253,7 @@ interface StartedContainer {
 
 /**
  * Starts a Redis container. Returns undefined when testcontainers is not installed or no Docker
- * engine answers; testcontainers is an optional dependency, so it is imported by a computed name.
+ * engine responds. testcontainers is an optional dependency, so it is imported by a computed name.
  */
 async function startRedisContainer(): Promise<LaunchedRedis | undefined> {
   const moduleName = 'testcontainers';

@@ -1,13 +1,9 @@
-import { setTimeout as sleep } from 'node:timers/promises';
 import { createTokenCache, quiqup, type TokenCache } from '@tokenfleet/core';
 import { createRenewalQueue, type RenewalQueue } from '@tokenfleet/refresher';
 import type { Redis } from 'ioredis';
 import type { Logger } from 'pino';
 import type { ProviderConfig, RedisConfig } from './config.js';
 import { closeRedis, connectRedis } from './redis-connection.js';
-
-/** Pause before closing, in milliseconds, for a lock release still on its way to Redis. */
-const LOCK_RELEASE_GRACE_MS = 20;
 
 export interface TokenSessionOptions {
   redis: RedisConfig;
@@ -70,10 +66,6 @@ function createSession(redis: Redis, options: TokenSessionOptions): TokenSession
     redis,
     renewalQueue,
     close: async () => {
-      // TODO: drop this pause once TokenCache.close() awaits the lock release that a refresh
-      // starts without awaiting. Quitting the connection first leaves that release to fail on
-      // a closed connection, and its timeout timer then keeps the process alive for 2 s.
-      await sleep(LOCK_RELEASE_GRACE_MS);
       await cache.close();
       await renewalQueue?.close();
       await closeRedis(redis);

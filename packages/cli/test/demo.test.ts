@@ -2,7 +2,7 @@ import { spawn } from 'node:child_process';
 import { createInterface } from 'node:readline';
 import type { Redis } from 'ioredis';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { answersPing } from '../src/redis-launcher.js';
+import { repliesToPing } from '../src/redis-launcher.js';
 import {
   BIN_PATH,
   cleanEnv,
@@ -56,7 +56,7 @@ describe('tokenfleet demo', () => {
       expect(run.stderr).toMatch(
         /^ {2}redis {6}redis-server on 127\.0\.0\.1:\d+ \(started for this run\)$/m,
       );
-      expect(run.stderr).toMatch(/^ {2}stopped workers, refresher, mock server and Redis\n$/m);
+      expect(run.stderr).toMatch(/^ {2}stopped everything that the demo started\n$/m);
       expect(run.stdout).toMatch(/^successes {7}5$/m);
       expect(run.stdout).toMatch(/^token requests {2}1 \(expected 1\)$/m);
       expect(run.stdout).toMatch(/^shared token {4}yes, one token for every worker$/m);
@@ -128,7 +128,7 @@ describe('tokenfleet demo', () => {
       );
       expect(code).toBe(130);
       expect(redisPort).toBeGreaterThan(0);
-      expect(await answersPing(redisPort)).toBe(false);
+      expect(await repliesToPing(redisPort)).toBe(false);
     });
   });
 });

@@ -1,6 +1,6 @@
 import { describe, expect, it } from 'vitest';
 import { RedisUnavailableError, UsageError } from '../src/errors.js';
-import { answersPing, launchRedis } from '../src/redis-launcher.js';
+import { launchRedis, repliesToPing } from '../src/redis-launcher.js';
 
 const INSTALL_HINT =
   'set REDIS_URL or pass --redis-url, or install redis-server (apt-get install redis-server)';
@@ -32,10 +32,10 @@ describe('launchRedis', () => {
 
       expect(redis.source).toBe('redis-server');
       expect(redis.url).toBe(`redis://127.0.0.1:${port}`);
-      expect(await answersPing(port)).toBe(true);
+      expect(await repliesToPing(port)).toBe(true);
 
       await redis.close();
-      expect(await answersPing(port)).toBe(false);
+      expect(await repliesToPing(port)).toBe(false);
     });
   });
 

@@ -64,7 +64,7 @@ export interface FleetLock {
 /**
  * A Redlock lock over one Redis, or a quorum of several independent masters. Redlock sets no
  * timeout of its own, so every acquire and release fails after `timeoutMs` milliseconds, also on
- * a connection that queues commands while Redis does not answer.
+ * a connection that queues commands while Redis does not reply.
  */
 export function createRedlockFleetLock(
   clients: ReadonlyArray<Redis | Cluster>,
@@ -101,7 +101,7 @@ export function createRedlockFleetLock(
   };
 }
 
-/** A lock command that Redis did not answer within the timeout of `createRedlockFleetLock()`. */
+/** A lock command that Redis did not reply to within the timeout of `createRedlockFleetLock()`. */
 class LockCommandTimeoutError extends Error {
   constructor(operation: string, timeoutMs: number) {
     super(`redis lock ${operation} timed out after ${timeoutMs} ms (options.redisTimeoutMs)`);

@@ -47,10 +47,13 @@ const LOCK_CHECK_INTERVAL_MS = 2_000;
 const INVALID_RESPONSE_COOLDOWN_MS = 5_000;
 
 /**
- * Servers state `expires_in` in whole seconds, rounded down (Doorkeeper does), so a token's real
- * end may come up to this long after the stated one.
+ * `expires_in` counts seconds, usually whole ones, so a reused token's real end may come up to
+ * this long after the stated one.
  */
 const EXPIRES_IN_RESOLUTION_MS = 1_000;
+
+/** Shortest fleet cooldown after a 429: `Retry-After` counts whole seconds, so 0 is under a second. */
+const MIN_RATE_LIMIT_COOLDOWN_MS = 1_000;
 
 /** First back-off after a failed background refresh, doubled up to `retry.maxDelayMs`. */
 const BACKGROUND_RETRY_BASE_MS = 1_000;
@@ -76,6 +79,8 @@ interface MemoryEntry {
 interface FlightResult {
   entry: MemoryEntry;
   source: 'redis' | 'upstream';
+  /** True for a caller that joined a flight another caller started: the token request was not its own. */
+  joined?: boolean;
 }
 
 /** Decides whether a stored token ends a refresh without a token request. */
@@ -109,6 +114,7 @@ class FleetTokenCache extends EventEmitter<TokenCacheEvents> implements TokenCac
   #memoryVerified = false;
   #memoryHits = 0;
   #flight: Promise<FlightResult> | undefined;
+  readonly #pendingReleases = new Set<Promise<void>>();
   #backgroundRefresh: Promise<void> | undefined;
   #nextBackgroundAttemptAt = 0;
   #backgroundFailures = 0;
@@ -233,7 +239,13 @@ class FleetTokenCache extends EventEmitter<TokenCacheEvents> implements TokenCac
 
   async refresh(): Promise<TokenInfo> {
     this.#assertOpen();
-    const seenGeneration = this.#memory?.generation ?? 0;
+    // Only a refresh that starts after this call counts: its generation is above the counter now.
+    let seenGeneration = this.#memory?.generation ?? 0;
+    try {
+      seenGeneration = Math.max(seenGeneration, await this.#store.currentGeneration());
+    } catch (error) {
+      this.#onRedisFailure(error);
+    }
     const result = await this.#joinFlight('forced', (entry) => entry.generation > seenGeneration);
     return toInfo(result.entry, result.source, performance.now());
   }
@@ -254,7 +266,8 @@ class FleetTokenCache extends EventEmitter<TokenCacheEvents> implements TokenCac
     const entry = result.entry;
     const remainingMs = Math.max(0, Math.round(entry.deadline - performance.now()));
     let outcome: RenewResult['outcome'] = 'superseded';
-    if (result.source === 'upstream') {
+    // A second delivery of the job that joined the first one's flight did not send the request.
+    if (result.source === 'upstream' && result.joined !== true) {
       outcome = 'refreshed';
     } else if (entry.record?.r === 'renewal' && entry.record.rg === generation) {
       outcome = 'fresh';
@@ -283,6 +296,7 @@ class FleetTokenCache extends EventEmitter<TokenCacheEvents> implements TokenCac
     this.#metrics?.remove(this.#metricsSource);
 
     await Promise.allSettled([this.#flight, this.#backgroundRefresh]);
+    await Promise.allSettled(this.#pendingReleases);
     await this.#subscription.close();
     if (this.#ownsRedis) {
       await this.#redis.quit().catch(() => this.#redis.disconnect());
@@ -376,11 +390,14 @@ class FleetTokenCache extends EventEmitter<TokenCacheEvents> implements TokenCac
 
   #remember(entry: MemoryEntry, epoch: number): void {
     const current = this.#memory;
-    if (
-      current === undefined ||
-      entry.generation >= current.generation ||
-      current.deadline <= performance.now()
-    ) {
+    // A verified newer generation in memory wins over a read that started before it arrived.
+    // Unverified memory yields: after a Redis restart the generation counter starts again at 1.
+    const keepCurrent =
+      current !== undefined &&
+      this.#memoryVerified &&
+      current.generation > entry.generation &&
+      current.deadline > performance.now();
+    if (!keepCurrent) {
       this.#memory = entry;
     }
     this.#memoryVerified = this.#subscription.isSubscribedAt(epoch);
@@ -408,7 +425,7 @@ class FleetTokenCache extends EventEmitter<TokenCacheEvents> implements TokenCac
 
       const result = await running;
       if (accept(result.entry, performance.now()) || result.source === 'upstream') {
-        return result;
+        return { ...result, joined: true };
       }
     }
   }
@@ -508,10 +525,13 @@ class FleetTokenCache extends EventEmitter<TokenCacheEvents> implements TokenCac
       }
       throw error;
     } finally {
-      lease.release().catch((err: unknown) => {
+      // Not awaited, so callers never wait on it; close() waits for it before it quits Redis.
+      const release = lease.release().catch((err: unknown) => {
         // An expired lease cannot be released; Redis drops it at its TTL.
         this.#logger.debug({ err }, 'lock release failed');
       });
+      this.#pendingReleases.add(release);
+      void release.finally(() => this.#pendingReleases.delete(release));
     }
   }
 
@@ -553,6 +573,8 @@ class FleetTokenCache extends EventEmitter<TokenCacheEvents> implements TokenCac
         const backoffMs = Math.min(maxDelayMs, baseDelayMs * 2 ** (attempt - 1));
         const delayMs = Math.max(error.retryAfterMs ?? 0, Math.round(Math.random() * backoffMs));
         if (lease.remainingMs() - delayMs <= requestTimeoutMs) {
+          // The lock ends before the next attempt could start, so the fleet waits instead.
+          await this.#startCooldownFor(error);
           throw error;
         }
         this.#logger.warn({ err: error, attempt, delayMs }, 'token request failed, retrying');
@@ -723,11 +745,16 @@ class FleetTokenCache extends EventEmitter<TokenCacheEvents> implements TokenCac
   async #startCooldownFor(error: unknown): Promise<void> {
     let pxMs = 0;
     if (error instanceof RateLimitedError) {
-      pxMs = error.retryAfterMs;
+      // `Retry-After: 0` or a past date still gets a short cooldown: without one, every caller
+      // of every pod would send its own request while the endpoint keeps answering 429.
+      pxMs = Math.max(error.retryAfterMs, MIN_RATE_LIMIT_COOLDOWN_MS);
     } else if (error instanceof ClientRejectedError) {
       pxMs = this.#options.rejectedClientCooldownMs;
     } else if (error instanceof InvalidTokenResponseError) {
       pxMs = INVALID_RESPONSE_COOLDOWN_MS;
+    } else if (error instanceof TokenEndpointError && error.retryAfterMs !== undefined) {
+      // A 503 with `Retry-After` asks the whole fleet to wait, just as a 429 does.
+      pxMs = error.retryAfterMs;
     }
     if (pxMs > 0) {
       await this.#startCooldown(error as TokenfleetError, pxMs);

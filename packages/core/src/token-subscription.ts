@@ -79,8 +79,8 @@ export class TokenSubscription {
   async close(): Promise<void> {
     this.#closed = true;
     this.#subscribed = false;
-    // QUIT would wait for a reply, forever on a server that accepted the connection but hangs;
-    // a subscriber has nothing to flush, so closing the socket loses nothing.
+    // QUIT waits for a reply, which a server that accepted the connection but hangs never sends.
+    // A subscriber has nothing to flush, so closing the socket loses nothing.
     this.#subscriber.disconnect();
   }
 

@@ -73,8 +73,8 @@ const CREDENTIALS = /\b(Basic|Bearer)\s+[A-Za-z0-9\-._~+/]+=*/gi;
 
 /**
  * Visible ASCII without spaces (%x21-7E): what an `Authorization: Bearer` header carries intact.
- * RFC 6750 allows less (b64token), but some servers issue tokens with other visible characters
- * (Salesforce uses `!`) that work in practice, so only characters that break the header fail.
+ * RFC 6750 allows fewer characters (b64token). Only the characters that break the header fail
+ * here, so an opaque token in another visible-ASCII format is still accepted.
  */
 const HEADER_SAFE_TOKEN = /^[\x21-\x7E]+$/;
 

@@ -47,8 +47,8 @@ export function createLogCapture(): LogCapture {
 }
 
 /**
- * A `fetch` for the providers that records every `access_token` value the token endpoint sent,
- * including tokens in responses that the cache rejects.
+ * Creates a `fetch` for the providers that records every `access_token` value the token endpoint
+ * sent, including tokens in responses that the cache rejects.
  */
 export function createRecordingFetch(tokens: Set<string>): typeof fetch {
   return async (input, init) => {
@@ -65,9 +65,9 @@ export function createRecordingFetch(tokens: Set<string>): typeof fetch {
 }
 
 /**
- * Lists what `text` leaks, by description only, so a failed assertion does not print a secret:
- * the client secret, any token of `tokens`, any token the mock issued (found by hashing every
- * 64-hex-character run against the mock's token hashes), and any `Bearer` or `Basic` credential.
+ * Lists what `text` leaks, by description only, so that a failed assertion prints no secret. It
+ * looks for the client secret, every token of `tokens`, and any `Bearer` or `Basic` credential.
+ * It also hashes every run of 64 hex characters to find tokens the mock issued.
  */
 export function findLeaks(
   text: string,
@@ -111,7 +111,7 @@ export type CacheOverrides = Partial<Omit<TokenCacheOptions, 'provider'>> & {
 };
 
 export interface FaultFixture {
-  /** The test's own connection, for reading keys; caches get connections of their own. */
+  /** The test's own connection for reading keys. Caches get connections of their own. */
   readonly redis: Redis;
   readonly server: MockOAuthServer;
   readonly capture: LogCapture;
@@ -216,6 +216,36 @@ export function useFaultFixture(): FaultFixture {
   });
 
   return fixture;
+}
+
+/**
+ * Options that put a 2 s token into its refresh-ahead window 1.1 s after it arrived: no skew, and
+ * a margin of the whole life, which the cache cuts to 90%, of which pods act on the later half.
+ */
+export const EARLY_REFRESH_AHEAD = Object.freeze({
+  skewMs: 0,
+  refreshAheadMs: (lifetimeMs: number) => lifetimeMs,
+});
+
+/** Lifetime of the token that {@link tokenInRefreshAheadWindow} fetches, in seconds. */
+const SHORT_TOKEN_SECONDS = 2;
+
+/**
+ * Fetches a 2 s token through `cache` (made with {@link EARLY_REFRESH_AHEAD}), sleeps until it is
+ * inside its refresh-ahead window, resets the request counters and returns the token.
+ */
+export async function tokenInRefreshAheadWindow(
+  fixture: FaultFixture,
+  cache: TokenCache,
+): Promise<string> {
+  fixture.server.setExpiresIn(SHORT_TOKEN_SECONDS);
+  const info = await cache.getTokenInfo();
+  fixture.tokens.add(info.token);
+
+  // The window opens when 45% of the life is left (half of the 90% margin).
+  await sleep(Math.ceil(info.remainingMs * 0.55) + 50);
+  fixture.server.resetCounts();
+  return info.token;
 }
 
 /** Resolves once `cache` has emitted `event` `count` times, counting from this call. */

@@ -5,15 +5,14 @@ import {
   createTokenCache,
   InvalidClientError,
   RateLimitedError,
-  TokenEndpointError,
-  TokenEndpointTimeoutError,
   UnsupportedGrantTypeError,
 } from '../src/index.js';
 import {
   callRepeatedly,
+  EARLY_REFRESH_AHEAD,
   errorsOf,
   redisUrl,
-  TEST_RETRY,
+  tokenInRefreshAheadWindow,
   tokensOf,
   uniquePrefix,
   useFaultFixture,
@@ -27,24 +26,6 @@ const REJECTED_COOLDOWN_MS = 1_000;
 
 /** Scaled-down `Retry-After` of the 429 cases, in seconds. */
 const RETRY_AFTER_SECONDS = 3;
-
-/**
- * Options that put a 2 s token into its refresh-ahead window 1.1 s after it arrived: no skew, and
- * a margin of the whole life, which the cache cuts to 90%, of which pods act on the later half.
- */
-const EARLY_REFRESH_AHEAD = { skewMs: 0, refreshAheadMs: (lifetimeMs: number) => lifetimeMs };
-const SHORT_TOKEN_SECONDS = 2;
-
-/** Fetches a 2 s token, then sleeps until it is inside its refresh-ahead window. */
-async function tokenInRefreshAheadWindow(cache: ReturnType<typeof fixture.newCache>) {
-  fixture.server.setExpiresIn(SHORT_TOKEN_SECONDS);
-  const info = await cache.getTokenInfo();
-  fixture.tokens.add(info.token);
-  // The window opens when 45% of the life is left (half of the 90% margin).
-  await sleep(Math.ceil(info.remainingMs * 0.55) + 50);
-  fixture.server.resetCounts();
-  return info.token;
-}
 
 const rejectedClientCases = [
   {
@@ -197,11 +178,29 @@ describe('getToken with a token endpoint that answers 429', () => {
     });
   });
 
+  describe('when Retry-After is 0', () => {
+    it('still sends at most one request a second', async () => {
+      const prefix = uniquePrefix('rate-limited-zero');
+      const pods = [1, 2, 3].map(() => fixture.newCache(prefix));
+      fixture.server.setFaults({ rateLimit: { retryAfterSeconds: 0 } });
+
+      const { outcomes, elapsedMs } = await callRepeatedly(pods, 1_500);
+
+      const requests = fixture.server.counts().tokenRequests;
+      expect(requests).toBeGreaterThanOrEqual(1);
+      expect(requests).toBeLessThanOrEqual(Math.floor(elapsedMs / 1_000) + 1);
+      for (const error of errorsOf(outcomes)) {
+        expect(error).toBeInstanceOf(RateLimitedError);
+        expect((error as RateLimitedError).retryAfterMs).toBeLessThanOrEqual(1_000);
+      }
+    });
+  });
+
   describe('when a usable token is due for refresh', () => {
     it('keeps serving it, then throws RateLimitedError once it ends', async () => {
       const prefix = uniquePrefix('rate-limited-ahead');
       const pods = [1, 2, 3].map(() => fixture.newCache(prefix, EARLY_REFRESH_AHEAD));
-      const token = await tokenInRefreshAheadWindow(pods[0]!);
+      const token = await tokenInRefreshAheadWindow(fixture, pods[0]!);
       fixture.server.setFaults(rateLimit);
 
       const failed = waitForEvents(pods[0]!, 'refreshFailed', 1);
@@ -217,79 +216,6 @@ describe('getToken with a token endpoint that answers 429', () => {
       expect((afterEnd as RateLimitedError).retryAfterMs).toBeLessThanOrEqual(3_000);
       expect(fixture.server.counts().tokenRequests).toBe(1);
       expect(fixture.server.counts().tokenSuccesses).toBe(0);
-    });
-  });
-});
-
-const transientCases = [
-  { name: '500', faults: { status: 500 }, status: 500, errorClass: TokenEndpointError },
-  { name: '502', faults: { status: 502 }, status: 502, errorClass: TokenEndpointError },
-  { name: '503', faults: { status: 503 }, status: 503, errorClass: TokenEndpointError },
-  {
-    name: 'a reset connection',
-    faults: { resetConnection: true },
-    status: undefined,
-    errorClass: TokenEndpointError,
-  },
-  {
-    name: 'no answer',
-    faults: { noAnswer: true },
-    status: undefined,
-    errorClass: TokenEndpointTimeoutError,
-  },
-];
-
-/** A short request timeout for the no-answer case, with the shortest lock TTL allowed. */
-const SHORT_TIMEOUTS = { requestTimeoutMs: 100, lockTtlMs: 1_100 };
-
-describe('getToken with a token endpoint that fails transiently', () => {
-  describe.each(transientCases)('when it answers $name', (fault) => {
-    it('sends retry.attempts requests, then throws', async () => {
-      const prefix = uniquePrefix('transient');
-      const cache = fixture.newCache(prefix, SHORT_TIMEOUTS);
-      fixture.server.setFaults(fault.faults);
-
-      const error = await cache.getToken().catch((err: unknown) => err);
-
-      expect(error).toBeInstanceOf(fault.errorClass);
-      expect((error as TokenEndpointError).status).toBe(fault.status);
-      expect((error as TokenEndpointError).code).toBe(
-        fault.errorClass === TokenEndpointTimeoutError
-          ? 'TOKENFLEET_TOKEN_ENDPOINT_TIMEOUT'
-          : 'TOKENFLEET_TOKEN_ENDPOINT',
-      );
-      expect((error as Error).message).toMatch(/^token (endpoint failed|request to http)/);
-      expect(fixture.server.counts().tokenRequests).toBe(TEST_RETRY.attempts);
-      expect(await fixture.redis.exists(fixture.tokenKey(prefix, cache))).toBe(0);
-    });
-
-    it('succeeds when the fault clears before the last attempt', async () => {
-      const prefix = uniquePrefix('transient-recovers');
-      const cache = fixture.newCache(prefix, SHORT_TIMEOUTS);
-      fixture.server.setFaults({ ...fault.faults, times: TEST_RETRY.attempts - 1 });
-
-      const info = await cache.getTokenInfo();
-      fixture.tokens.add(info.token);
-
-      expect(info.source).toBe('upstream');
-      expect(fixture.server.counts().tokenRequests).toBe(TEST_RETRY.attempts);
-      expect(fixture.server.isTokenActive(info.token)).toBe(true);
-    });
-
-    it('keeps serving the usable token during the refresh ahead', async () => {
-      const prefix = uniquePrefix('transient-ahead');
-      const cache = fixture.newCache(prefix, { ...SHORT_TIMEOUTS, ...EARLY_REFRESH_AHEAD });
-      const token = await tokenInRefreshAheadWindow(cache);
-      fixture.server.setFaults(fault.faults);
-
-      const failed = waitForEvents(cache, 'refreshFailed', TEST_RETRY.attempts);
-      const first = await cache.getToken();
-      await failed;
-      const second = await cache.getToken();
-
-      expect(first).toBe(token);
-      expect(second).toBe(token);
-      expect(fixture.server.counts().tokenRequests).toBe(TEST_RETRY.attempts);
     });
   });
 });

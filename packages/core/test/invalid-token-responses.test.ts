@@ -13,7 +13,7 @@ import { TEST_RETRY, uniquePrefix, useFaultFixture } from './endpoint-fault-fixt
 
 const fixture = useFaultFixture();
 
-/** A token that only appears inside the raw bodies below; the recorder collects it too. */
+/** A token that only appears in the raw bodies and grants below, so the scans add it by hand. */
 const RAW_BODY_TOKEN = 'raw-body-token-5b0f3c7e';
 fixture.tokens.add(RAW_BODY_TOKEN);
 

@@ -185,7 +185,7 @@ async function callUntilNewToken(
 describe('getToken with an endpoint that reuses tokens', () => {
   it('serves the token to its end, then fetches a new one', async () => {
     const prefix = uniquePrefix('reuse');
-    // Whole seconds, as Doorkeeper counts a reused token down.
+    // A whole number of seconds makes the mock count a reused token down in whole seconds.
     fixture.server.setExpiresIn(4);
     const options = { skewMs: 500, refreshAheadMs: 2_000 };
     const pods = [fixture.newCache(prefix, options), fixture.newCache(prefix, options)];
@@ -193,8 +193,8 @@ describe('getToken with an endpoint that reuses tokens', () => {
     const first = await fixture.getToken(pods[0]!);
     fixture.server.setFaults({ reuseToken: true });
 
-    // The refresh ahead at 2.5 s gets the same token with 1 s left; the request at its end gets
-    // it once more with 0 s left; the one after that gets a new token.
+    // The refresh ahead at 2.5 s gets the same token with 1 s left. The request at its end gets
+    // it once more with 0 s left, and the one after that gets a new token.
     const { served, errors } = await callUntilNewToken(pods, first, startedAt, 7_000);
 
     const firstServed = served.filter((s) => s.token === first);

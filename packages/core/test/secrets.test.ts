@@ -22,7 +22,7 @@ import {
 
 const fixture = useFaultFixture();
 
-/** Tokens that only appear in the raw bodies below; the scans look for them too. */
+/** Tokens that only appear in the raw bodies below, so the scans add them by hand. */
 const FORM_BODY_TOKEN = 'form-body-token-8d41e2';
 const TRUNCATED_BODY_TOKEN = 'truncated-body-token-77c0a9';
 const SPACED_TOKEN = 'spaced token 3fa9b1';
@@ -40,7 +40,7 @@ function escapeHtml(text: string): string {
     .replace(/"/g, '&quot;');
 }
 
-/** A generic OAuth2 provider for the mock that sends the secret in an HTTP Basic header. */
+/** Creates a generic OAuth2 provider for the mock that sends the secret in an HTTP Basic header. */
 function basicAuthProvider(): TokenProvider {
   return oauth2ClientCredentials({
     tokenUrl: fixture.server.tokenUrl,
@@ -118,7 +118,7 @@ const faultScenarios: FaultScenario[] = [
   {
     name: 'no answer',
     faults: { noAnswer: true },
-    options: { requestTimeoutMs: 100, lockTtlMs: 1_100 },
+    options: { requestTimeoutMs: 100, lockTtlMs: 3_000 },
   },
 ];
 
@@ -176,7 +176,7 @@ async function runTokenLifecycle(): Promise<void> {
   fixture.server.setExpiresIn(3_600);
 }
 
-/** Every string form of an error that a caller might log or show. */
+/** Joins every string form of an error that a caller might log or show. */
 function renderError(error: unknown): string {
   return [
     JSON.stringify(error),

@@ -19,6 +19,10 @@ export const DEFAULT_REFRESHER_OPTIONS = Object.freeze({
   sweepIntervalMs: 60_000,
   /** How long shutdown waits for running renewal jobs before it hands them back, in milliseconds. */
   shutdownTimeoutMs: 10_000,
+  /** Lock of a running job in milliseconds, as BullMQ 5.81's default: a dead worker's job runs again after this. */
+  lockDurationMs: 30_000,
+  /** Period of BullMQ's stalled-job check in milliseconds, as BullMQ 5.81's default. */
+  stalledIntervalMs: 30_000,
   /** Address that the health and metrics server listens on. */
   host: '127.0.0.1',
   /** How long a completed job is kept, in seconds, and how many at most: enough to inspect a day. */

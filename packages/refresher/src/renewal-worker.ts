@@ -42,6 +42,17 @@ export interface RenewalWorkerOptions {
    * queue for another worker. Default 10000; 0 hands them back at once.
    */
   shutdownTimeoutMs?: number;
+  /**
+   * How long the worker's lock on a running job lasts, in milliseconds. The worker extends it
+   * every half of this while the job runs, so a worker that dies or stalls loses it after this
+   * long. Default 30000.
+   */
+  lockDurationMs?: number;
+  /**
+   * Period of the check for stalled jobs, in milliseconds: a running job whose lock has lapsed
+   * goes back to the waiting list, and a worker of the queue runs it again. Default 30000.
+   */
+  stalledIntervalMs?: number;
   /** pino logger; the worker logs through `logger.child({ component: 'renewal-worker' })`. Default: silent. */
   logger?: Logger;
   /** prom-client registry for the renewal metrics. Default: no metrics. */
@@ -88,6 +99,18 @@ export function startRenewalWorker(options: RenewalWorkerOptions): RenewalWorker
       defaults.shutdownTimeoutMs,
       0,
     ),
+    lockDurationMs: integerOption(
+      'options.lockDurationMs',
+      options.lockDurationMs,
+      defaults.lockDurationMs,
+      1,
+    ),
+    stalledIntervalMs: integerOption(
+      'options.stalledIntervalMs',
+      options.stalledIntervalMs,
+      defaults.stalledIntervalMs,
+      1,
+    ),
   };
   const caches = toCacheLookup('options.caches', options.caches);
   const logger = componentLogger(options.logger, 'renewal-worker').child({
@@ -103,6 +126,8 @@ interface WorkerSettings {
   concurrency: number;
   maxBackoffDelayMs: number;
   shutdownTimeoutMs: number;
+  lockDurationMs: number;
+  stalledIntervalMs: number;
 }
 
 class BullRenewalWorker implements RenewalWorker {
@@ -144,6 +169,8 @@ class BullRenewalWorker implements RenewalWorker {
       connection: this.#client as unknown as ConnectionOptions,
       prefix: settings.prefix,
       concurrency: settings.concurrency,
+      lockDuration: settings.lockDurationMs,
+      stalledInterval: settings.stalledIntervalMs,
       settings: {
         backoffStrategy: (attemptsMade, _type, err, job) =>
           this.#retryDelayMs(attemptsMade, err, job),

@@ -1,4 +1,3 @@
-import type { TokenCache, TokenInfo } from '@tokenfleet/core';
 import { SECRET_NOTE } from '../config.js';
 import { EXIT_OK } from '../errors.js';
 import { formatDuration, writeJson, writeLine } from '../output.js';
@@ -32,7 +31,7 @@ export const refreshCommand: Command = {
     const printToken = values['print-token'] === true;
     const session = await openSessionFromOptions(values, io);
     try {
-      const info = await forceRefresh(session.cache);
+      const info = await session.cache.refresh();
       if (values.json === true) {
         writeJson(io.stdout, {
           generation: info.generation,
@@ -55,16 +54,3 @@ export const refreshCommand: Command = {
     return EXIT_OK;
   },
 };
-
-/**
- * Replaces the stored token. `refresh()` accepts any stored generation newer than the one in this
- * process's memory. A new process has none in memory, so the stored token is read first.
- */
-async function forceRefresh(cache: TokenCache): Promise<TokenInfo> {
-  // TODO: call cache.refresh() alone once it always fetches, also in a process with no token.
-  const status = await cache.status();
-  if (status.generation !== undefined) {
-    await cache.getTokenInfo();
-  }
-  return cache.refresh();
-}
