@@ -61,7 +61,7 @@ describe('fleet cold start', () => {
       expect(result.tokenHashes).toEqual([issued[0]!.tokenHash]);
     }
 
-    // The pod that won the lock fetched the token; the others read it from Redis.
+    // The pod that won the lock fetched the token, and the others read it from Redis.
     const localRefreshes = results.flatMap((result) =>
       result.refreshes.filter((refresh) => refresh.origin === 'local'),
     );
@@ -85,6 +85,7 @@ describe('fleet cold start', () => {
       expectOneSharedToken(results);
       for (const result of results) {
         expect(result.statuses).toEqual({ '200': CALLS_PER_POD });
+        expect(result.unauthorizedAttempts).toBe(0);
       }
 
       const counts = mock.counts();

@@ -17,17 +17,17 @@ export type FleetMode =
 /** Environment variables that the tests pass to fleet-worker.ts. */
 export interface FleetWorkerEnv {
   FLEET_MODE: FleetMode;
-  /** Base URL of the mock OAuth server; the worker uses its default client. */
+  /** Base URL of the mock OAuth server. The worker signs in as the mock's default client. */
   FLEET_MOCK_URL: string;
   /** Key prefix of the token cache. */
   FLEET_KEY_PREFIX: string;
-  /** Redis list on which the worker blocks after printing READY; one entry releases one worker. */
+  /** Redis list on which the worker blocks after printing READY. One entry releases one worker. */
   FLEET_START_LIST: string;
   /** Concurrent calls: all at once in `get-token` and `authorized-fetch`, loops in `continuous`. */
   FLEET_CALLS: string;
   /** JSON of the `createTokenCache()` settings to use, such as `{"skewMs":300}`. */
   FLEET_CACHE_OPTIONS?: string;
-  /** BullMQ queue name; when set, the cache gets `renewal: createRenewalQueue(...)`. */
+  /** BullMQ queue name. When it is set, the cache gets `renewal: createRenewalQueue(...)`. */
   FLEET_QUEUE_NAME?: string;
   /** BullMQ key prefix of that queue. */
   FLEET_QUEUE_PREFIX?: string;
@@ -57,9 +57,14 @@ export interface FleetWorkerResult {
   calls: number;
   /** SHA-256 (hex) of every distinct token that `getToken()` returned, sorted. */
   tokenHashes: string[];
-  /** Count of responses by HTTP status, such as `{ "200": 1600 }`; empty in `get-token`. */
+  /** Count of responses by HTTP status, such as `{ "200": 1600 }`, empty in `get-token`. */
   statuses: Record<string, number>;
-  /** Messages of calls that rejected, at most 5 kept; `errorCount` has them all. */
+  /**
+   * Resource responses with status 401, counted before `createAuthorizedFetch` retries them: a
+   * caller whose retry succeeded sees 200, so `statuses` alone would hide these.
+   */
+  unauthorizedAttempts: number;
+  /** Messages of the first 5 calls that rejected. `errorCount` counts them all. */
   errors: string[];
   errorCount: number;
   /** Every `refreshed` event of the worker's cache, in order. */

@@ -13,11 +13,8 @@ const FLEET_WORKER_SCRIPT = new URL('./fleet-worker.ts', import.meta.url);
  */
 const READY_TIMEOUT_MS = 40_000;
 
-/** Starts `count` fleet workers with the same environment; each waits for the start signal. */
-export function startFleet(
-  count: number,
-  env: FleetWorkerEnv,
-): WorkerProcess<FleetWorkerResult>[] {
+/** Starts `count` fleet workers with the same environment. Each waits for the start signal. */
+export function startFleet(count: number, env: FleetWorkerEnv): WorkerProcess<FleetWorkerResult>[] {
   const variables: Record<string, string> = {};
   for (const [name, value] of Object.entries(env)) {
     if (value !== undefined) {

@@ -1,6 +1,6 @@
-// Renewal through the BullMQ queue with short token lifetimes: a refresher in the test process
-// renews the token ahead of expiry while four worker processes call the protected resource
-// without pause, so no pod ever sends an expired token and no pod refreshes on its own.
+// Renewal through the BullMQ queue with short token lifetimes. A refresher in the test process
+// renews the token ahead of expiry while four worker processes keep calling the protected
+// resource, so no pod sends an expired token and no pod refreshes the token after the first.
 import { performance } from 'node:perf_hooks';
 import { setTimeout as sleep } from 'node:timers/promises';
 import { quiqup, type RefreshedEvent } from '@tokenfleet/core';
@@ -25,8 +25,8 @@ const LIFETIME_MS = EXPIRES_IN_SECONDS * 1_000;
 /**
  * The cache settings of the pods and the refresher, scaled down from an hour-long token with a
  * 60 s skew and a 12-minute margin. Each token is stored for 3000 - 300 ms, less the request's
- * own duration, and its renewal job is due 700 ms before that stored expiry. Pods step in on
- * their own only at half the margin, 350 ms after the job is due.
+ * own duration, and its renewal job is due 750 ms before that stored expiry. Pods step in on
+ * their own only at half the margin, 375 ms after the job is due.
  */
 const CACHE_OPTIONS = {
   skewMs: 300,
@@ -37,18 +37,21 @@ const CACHE_OPTIONS = {
 
 /**
  * Time from one token request to the next: the renewal job of a token sent at time s is due at
- * s + 3000 - 300 - 700 = s + 2000 ms (the request's duration cancels out), and the job sends the
- * next request when it runs, a few milliseconds of queue latency later.
+ * s + 3000 - 300 - 750 = s + 1950 ms (the request's duration cancels out), and the job sends the
+ * next request when it runs, after the queue's latency and a few Redis round trips.
  */
 const RENEWAL_PERIOD_MS = LIFETIME_MS - CACHE_OPTIONS.skewMs - CACHE_OPTIONS.refreshAheadMs;
 
-/** The run: three token lifetimes from the first token request. */
+/** The run: three token lifetimes from the moment the first token reaches the refresher. */
 const RUN_MS = 3 * LIFETIME_MS;
 
 /**
- * Token requests within the run: the first at t0, then one per period, at about t0 + 2, 4, 6 and
- * 8 s. The next would go out at about t0 + 10 s, after the run. The run ends half a period from
- * either neighbour, so queue latency of up to 250 ms per renewal does not change the count.
+ * Token requests within the run: the first at t0, then one per period, due at t0 + 1950, 3900,
+ * 5850 and 7800 ms. The next is due at t0 + 9750 ms, after the run. Latency only delays a
+ * renewal, and each one is due a period after the previous request was sent, so the delays add
+ * up: the fourth renewal stays inside the run while they total less than 1200 ms. The other
+ * margin, 750 ms plus those delays, covers the first request's duration, which lies between t0
+ * and the start of the run, and the time the test takes to stop the fleet.
  */
 const EXPECTED_TOKEN_REQUESTS = 1 + Math.floor(RUN_MS / RENEWAL_PERIOD_MS);
 
@@ -58,7 +61,10 @@ const PODS = 4;
 /** Request loops per worker process. */
 const LOOPS_PER_POD = 2;
 
-/** Pause after each request of a loop, in milliseconds, so the pods leave CPU to the refresher. */
+/**
+ * Pause after each request of a loop, in milliseconds. It leaves CPU to the refresher and the
+ * mock on a two-core machine, and each token still goes out in many requests.
+ */
 const PAUSE_MS = 25;
 
 /** BullMQ key prefix of the test queues. The queue name is unique per test. */
@@ -70,7 +76,7 @@ const redisUrl = inject('redisUrl');
 interface RefresherEvent {
   at: number;
   event: RefreshedEvent;
-  /** Tokens that the mock had issued by then. */
+  /** Tokens that the mock had issued by then: the generation, when no other request went out. */
   issuedCount: number;
   /** Whether the token issued before the newest one was still active at the mock. */
   previousTokenActive: boolean | undefined;
@@ -129,7 +135,6 @@ describe('renewal through the BullMQ queue', () => {
         const issued = mock.issuedTokens();
         refresherEvents.push({
           at: performance.now(),
-          wall: Date.now(),
           event,
           issuedCount: issued.length,
           previousTokenActive: issued.at(-2)?.active,
@@ -151,26 +156,27 @@ describe('renewal through the BullMQ queue', () => {
       await releaseFleet(redis, startList, workers);
 
       // The run starts when the refresher hears of the first token, which a pod fetched.
-      const first = await waitFor(() => refresherEvents[0], {
+      // waitFor resolves with a truthy value only, so `first` is set.
+      const first = (await waitFor(() => refresherEvents[0], {
         timeoutMs: 15_000,
         description: 'the first token of the fleet',
-      });
+      }))!;
       await sleep(Math.max(0, first.at + RUN_MS - performance.now()));
       const [results] = await Promise.all([stopFleet(workers), refresher.worker.close()]);
+      const timeline = describeTimeline(first.at, refresherEvents);
 
-      console.log('DBG', JSON.stringify({calls: results.map(r=>r.calls), pods: results.map(r=>r.refreshes), ev: refresherEvents.map(e=>({t: Math.round(e.at-first.at), wall: (e as any).wall, g: e.event.generation, o: e.event.origin, r: e.event.reason, prev: e.previousTokenActive})), issued: mock.issuedTokens().map(t=>[t.tokenHash.slice(0,8), t.createdAt]), jobs: (await refresher.queue.bullQueue.getJobs(['completed'])).map(j=>({g:j.data.generation, due: j.data.dueAt, lag: (j.processedOn??0)-(j.data.dueAt??0), r: j.returnvalue}))}));
-      for (const w of workers) console.log('STDERR', w.index, w.stderrTail());
       // The token endpoint saw the first request and one per renewal, and the resource never
       // saw an expired token.
       const counts = mock.counts();
-      expect(counts.tokenRequests).toBe(EXPECTED_TOKEN_REQUESTS);
-      expect(counts.resourceUnauthorized).toBe(0);
+      expect(counts.tokenRequests, timeline).toBe(EXPECTED_TOKEN_REQUESTS);
+      expect(counts.resourceUnauthorized, timeline).toBe(0);
 
-      // No pod saw a 401 or an error, and every request reached the resource once.
+      // No pod saw a 401, not even one that the authorized fetch retried, and no call failed.
       let totalCalls = 0;
       for (const result of results) {
         expect(result.errors).toEqual([]);
         expect(result.errorCount).toBe(0);
+        expect(result.unauthorizedAttempts, timeline).toBe(0);
         expect(Object.keys(result.statuses)).toEqual(['200']);
         expect(result.calls).toBeGreaterThan(0);
         totalCalls += result.calls;
@@ -178,16 +184,16 @@ describe('renewal through the BullMQ queue', () => {
       expect(counts.resourceRequests).toBe(totalCalls);
       expect(counts.resourceOk).toBe(totalCalls);
 
-      // Only the first token came from a pod; every later one came from a renewal job.
+      // Only the first token came from a pod, and every later one came from a renewal job.
       const podRefreshes = results.flatMap((result) =>
         result.refreshes.filter((refresh) => refresh.origin === 'local'),
       );
-      expect(podRefreshes.map(({at, ...r}: any) => r)).toEqual([{ generation: 1, reason: 'missing', origin: 'local' }]);
+      expect(podRefreshes, timeline).toEqual([
+        { generation: 1, reason: 'missing', origin: 'local' },
+      ]);
       for (const result of results) {
         const renewed = result.refreshes.filter((refresh) => refresh.generation > 1);
-        expect(renewed.map((refresh) => refresh.reason)).toEqual(
-          renewed.map(() => 'renewal'),
-        );
+        expect(renewed.map((refresh) => refresh.reason)).toEqual(renewed.map(() => 'renewal'));
       }
 
       // Each renewal job fetched the next generation itself.
@@ -196,7 +202,10 @@ describe('renewal through the BullMQ queue', () => {
       const jobs = completed
         .map((job) => ({ generation: job.data.generation, result: job.returnvalue }))
         .sort((a, b) => a.generation - b.generation);
-      expect(jobs.map((job) => job.generation)).toEqual(range(1, renewals));
+      expect(
+        jobs.map((job) => job.generation),
+        timeline,
+      ).toEqual(range(1, renewals));
       for (const job of jobs) {
         expect(job.result.outcome).toBe('refreshed');
         expect(job.result.generation).toBe(job.generation + 1);
@@ -216,6 +225,7 @@ describe('renewal through the BullMQ queue', () => {
         range(2, EXPECTED_TOKEN_REQUESTS),
       );
       for (const entry of renewedByRefresher) {
+        expect(entry.issuedCount).toBe(entry.event.generation);
         expect(entry.previousTokenActive).toBe(true);
       }
 
@@ -226,6 +236,18 @@ describe('renewal through the BullMQ queue', () => {
     });
   });
 });
+
+/**
+ * Describes when the refresher heard of each token, from the first, for failure messages: the
+ * counts above depend on how far queue latency delayed each renewal.
+ */
+function describeTimeline(startAt: number, events: readonly RefresherEvent[]): string {
+  const entries = events.map(
+    (entry) =>
+      `generation ${entry.event.generation} (${entry.event.origin}, ${entry.event.reason}) at ${Math.round(entry.at - startAt)} ms`,
+  );
+  return `refresher events from the first token on: ${entries.join(', ')}`;
+}
 
 /** Sends SIGTERM to every worker, which ends its loops and reports, and returns the results. */
 async function stopFleet(

@@ -17,6 +17,7 @@ import {
 import {
   createRenewalQueue,
   type RenewalQueue,
+  type RenewalQueueOptions,
   type RenewalSweep,
   type RenewalSweepOptions,
   type RenewalWorker,
@@ -104,8 +105,9 @@ export class RenewalFixture {
   }
 
   /** Opens a renewal queue on a connection of its own, as a separate pod would. */
-  openQueue(): RenewalQueue {
+  openQueue(options: Pick<RenewalQueueOptions, 'attempts' | 'backoffDelayMs'> = {}): RenewalQueue {
     const queue = createRenewalQueue({
+      ...options,
       connection: this.redisUrl,
       queueName: this.queueName,
       prefix: this.queuePrefix,
@@ -170,6 +172,11 @@ export class RenewalFixture {
       },
       { timeoutMs, description: `renewal job ${tokenId}-${generation} in ${states.join(' or ')}` },
     );
+  }
+
+  /** Deletes every key of this fixture's BullMQ queue, as a Redis that lost them; returns how many went. */
+  deleteQueueKeys(): Promise<number> {
+    return deleteKeysMatching(this.redis, `${this.queuePrefix}:${this.queueName}:*`);
   }
 
   /** Stops workers, sweeps, caches and queues in that order, deletes the keys and stops the mock. */

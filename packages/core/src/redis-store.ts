@@ -1,4 +1,5 @@
 import { readFileSync } from 'node:fs';
+import { performance } from 'node:perf_hooks';
 import type { Cluster, Redis } from 'ioredis';
 import type { TokenKeys } from './keys.js';
 
@@ -20,6 +21,8 @@ export interface StoredToken {
   cooldown: string | undefined;
   /** PTTL of the cooldown in milliseconds. */
   cooldownPttlMs: number;
+  /** Monotonic time (`performance.now()`) just before the read was sent. */
+  readStartedAt?: number;
 }
 
 interface ScriptDefinition {
@@ -75,6 +78,7 @@ export class RedisTokenStore {
 
   /** Reads the record, its PTTL and the cooldown in one round trip. */
   async read(): Promise<StoredToken> {
+    const readStartedAt = performance.now();
     const reply = (await this.#run('read token', () =>
       this.#script('tokenfleetReadToken')(this.#keys.token, this.#keys.cooldown),
     )) as [string | null, number, string | null, number];
@@ -84,6 +88,7 @@ export class RedisTokenStore {
       pttlMs: Number(reply[1]),
       cooldown: reply[2] ?? undefined,
       cooldownPttlMs: Number(reply[3]),
+      readStartedAt,
     };
   }
 

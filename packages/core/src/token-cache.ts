@@ -61,6 +61,13 @@ const BACKGROUND_RETRY_BASE_MS = 1_000;
 /** Errors whose cooldown is already set, so the retry loop does not set another. */
 const cooledDown = new WeakSet<object>();
 
+/**
+ * Redis clients that already carry a cache's error listener. Caches that share a client add one
+ * listener in all, because Node warns once an event has more than 10 listeners, and a listener per
+ * cache would stay on the caller's client after the cache closed.
+ */
+const clientsWithErrorListener = new WeakSet<Redis | Cluster>();
+
 /** A token held in this process, with deadlines on the local monotonic clock. */
 interface MemoryEntry {
   token: string;
@@ -146,7 +153,15 @@ class FleetTokenCache extends EventEmitter<TokenCacheEvents> implements TokenCac
     }
     // A connection error is reported through failed commands; without a listener ioredis would
     // print every reconnect attempt.
-    this.#redis.on('error', (err: Error) => this.#logRedisError(err));
+    if (!clientsWithErrorListener.has(this.#redis)) {
+      clientsWithErrorListener.add(this.#redis);
+      const connectionLogger = (options.logger ?? pino({ level: 'silent' })).child({
+        component: 'token-cache',
+      });
+      this.#redis.on('error', (err: Error) => {
+        connectionLogger.debug({ err }, 'redis connection error');
+      });
+    }
 
     this.#store = new RedisTokenStore(this.#redis, this.#keys, options.redisTimeoutMs);
     this.#lock = createRedlockFleetLock([this.#redis], options.redisTimeoutMs);
@@ -367,7 +382,10 @@ class FleetTokenCache extends EventEmitter<TokenCacheEvents> implements TokenCac
       this.#logger.warn('stored token record is unreadable, treating it as missing');
       return undefined;
     }
-    return this.#buildEntry(token, record, stored.pttlMs, now);
+    // The PTTL was read at some point of the round trip; counting from its start keeps the
+    // deadline on the safe side.
+    const base = stored.readStartedAt === undefined ? now : Math.min(now, stored.readStartedAt);
+    return this.#buildEntry(token, record, stored.pttlMs, base);
   }
 
   #buildEntry(token: string, record: TokenRecord, remainingMs: number, now: number): MemoryEntry {
@@ -657,15 +675,12 @@ class FleetTokenCache extends EventEmitter<TokenCacheEvents> implements TokenCac
     }
 
     const value = encodeTokenRecord(record);
-    const message = JSON.stringify({
-      type: 'refreshed',
-      g: generation,
-      px: lifetimeMs,
-      record: value,
-    });
+    // The life left now, not at the response: the record's PTTL must never outlast the token.
+    const pxMs = Math.max(1, Math.floor(lifetimeMs - (performance.now() - receivedAt)));
+    const message = JSON.stringify({ type: 'refreshed', g: generation, px: pxMs, record: value });
     let outcome: { written: boolean; storedGeneration: number };
     try {
-      outcome = await this.#store.writeIfNewer(generation, value, lifetimeMs, message);
+      outcome = await this.#store.writeIfNewer(generation, value, pxMs, message);
     } catch (error) {
       if (!(error instanceof RedisUnavailableError)) {
         throw error;
@@ -891,6 +906,9 @@ class FleetTokenCache extends EventEmitter<TokenCacheEvents> implements TokenCac
     h?: string;
   }): void {
     const now = performance.now();
+    // NOTE: `px` is the life left at publish time, so the deadline runs late by the message's
+    // delivery time (milliseconds on one network); `skewMs` covers it, the message carries no
+    // clock reading because pods' clocks need not agree.
     if (
       message.type === 'refreshed' &&
       typeof message.record === 'string' &&
@@ -937,10 +955,6 @@ class FleetTokenCache extends EventEmitter<TokenCacheEvents> implements TokenCac
       this.#degraded = false;
       this.#logger.info('redis available again');
     }
-  }
-
-  #logRedisError(err: Error): void {
-    this.#logger.debug({ err }, 'redis connection error');
   }
 
   #assertOpen(): void {

@@ -219,19 +219,23 @@ export function useFaultFixture(): FaultFixture {
 }
 
 /**
- * Options that put a 2 s token into its refresh-ahead window 1.1 s after it arrived: no skew, and
- * a margin of the whole life, which the cache cuts to 90%, of which pods act on the later half.
+ * Options that put a token into its refresh-ahead window once 55% of its life has passed: no
+ * skew, and a margin of the whole life, which the cache cuts to 90%, of which pods act on the
+ * later half.
  */
 export const EARLY_REFRESH_AHEAD = Object.freeze({
   skewMs: 0,
   refreshAheadMs: (lifetimeMs: number) => lifetimeMs,
 });
 
-/** Lifetime of the token that {@link tokenInRefreshAheadWindow} fetches, in seconds. */
-const SHORT_TOKEN_SECONDS = 2;
+/**
+ * Lifetime of the token that {@link tokenInRefreshAheadWindow} fetches, in seconds: its window of
+ * 1.35 s leaves room for three failed attempts on a loaded machine.
+ */
+const SHORT_TOKEN_SECONDS = 3;
 
 /**
- * Fetches a 2 s token through `cache` (made with {@link EARLY_REFRESH_AHEAD}), sleeps until it is
+ * Fetches a 3 s token through `cache` (made with {@link EARLY_REFRESH_AHEAD}), sleeps until it is
  * inside its refresh-ahead window, resets the request counters and returns the token.
  */
 export async function tokenInRefreshAheadWindow(

@@ -10,7 +10,10 @@ let redis: Redis;
 let server: MockOAuthServer;
 const caches: TokenCache[] = [];
 
-function newCache(keyPrefix: string, overrides: Partial<Parameters<typeof createTokenCache>[0]> = {}) {
+function newCache(
+  keyPrefix: string,
+  overrides: Partial<Parameters<typeof createTokenCache>[0]> = {},
+) {
   const cache = createTokenCache({
     redis,
     keyPrefix,

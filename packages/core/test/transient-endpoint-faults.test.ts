@@ -94,8 +94,8 @@ describe('getToken with a token endpoint that fails transiently', () => {
 });
 
 /**
- * Starts a token endpoint that answers every request with 503 and `Retry-After`, which the mock
- * sends only with 429. Returns its base URL, a request counter and a close function.
+ * Starts a token endpoint that responds to every request with 503 and `Retry-After`, a header the
+ * mock sends only with 429. Returns its base URL, a request counter and a close function.
  */
 async function startUnavailableEndpoint(retryAfterSeconds: number) {
   let requests = 0;

@@ -186,15 +186,20 @@ class RenewalSweeper implements RenewalSweep {
 
     const generation = status.generation;
     const state = await queue.getRenewalJobState(cache.id, generation);
-    if (PENDING_STATES.has(state)) {
+    const job = state === 'unknown' ? undefined : await queue.getRenewalJob(cache.id, generation);
+    // The state comes from the queue's lists and sets, so a job whose hash is gone (evicted under
+    // a maxmemory policy other than noeviction) still looks pending, but no worker can run it.
+    if (PENDING_STATES.has(state) && job !== undefined) {
       return false;
     }
 
     // A completed or failed job keeps its id until retention removes it, and BullMQ ignores an
-    // add with an id it holds, so the finished job goes first.
-    if (state !== 'unknown') {
-      const finished = await queue.getRenewalJob(cache.id, generation);
-      await finished?.remove();
+    // add with an id it holds, so the finished job goes first. An id left without its hash is
+    // taken out of the queue's lists and sets the same way.
+    if (job !== undefined) {
+      await job.remove();
+    } else if (state !== 'unknown') {
+      await queue.bullQueue.remove(renewalJobId(cache.id, generation));
     }
     const delayMs = this.#delayMs(cache, status);
     await queue.scheduleRenewal({

@@ -1,0 +1,263 @@
+// Measurement 3: time from a refresh's write until every pod's memory holds the new token, beside
+// a bare ioredis publish to the same subscribing processes, measured in the same run.
+import { createHash } from 'node:crypto';
+import { setTimeout as sleep } from 'node:timers/promises';
+import { buildTokenKeys, createTokenCache, quiqup } from '@tokenfleet/core';
+import { DEFAULT_MOCK_OAUTH_OPTIONS, startMockOAuthServer } from '@tokenfleet/mock-oauth';
+import { type Command, Redis } from 'ioredis';
+import { waitFor } from '../harness/wait-for.js';
+import { type BenchContext, benchPrefix, deleteKeys, type Section } from './bench-context.js';
+import { BenchFleet } from './bench-fleet.js';
+import { sharedNow } from './bench-io.js';
+import type { BareMessage, PropagationWorkerResult } from './propagation-contract.js';
+import { median, percentile, summarize } from './stats.js';
+
+const WORKER_SCRIPT = new URL('./propagation-worker.ts', import.meta.url);
+
+/**
+ * Pause after each publish or refresh before the next one, in milliseconds: far longer than a
+ * message takes to reach sixteen processes on two cores, so rounds never overlap.
+ */
+const ROUND_GAP_MS = 150;
+
+export interface PropagationOptions {
+  pods: number;
+  /** Refreshes, and as many bare publishes. */
+  rounds: number;
+}
+
+export interface PropagationResult {
+  section: Section;
+  /** Median over rounds of the bare publish's p99 across pods, in milliseconds. */
+  bareP99Ms: number;
+  /** Pods whose memory got every new token, and pods whose last token is the bench's. */
+  podsWithEveryToken: number;
+  podsWithLastToken: number;
+  /** Arrivals missing from the pods' reports, over all rounds. */
+  missingTokenArrivals: number;
+}
+
+export async function runPropagation(
+  context: BenchContext,
+  options: PropagationOptions,
+): Promise<PropagationResult> {
+  const mock = await startMockOAuthServer({ preset: 'production' });
+  const prefix = benchPrefix('propagation');
+  const bareChannel = `${prefix}:bare`;
+  const writer = new Redis(context.redisUrl);
+  const client = DEFAULT_MOCK_OAUTH_OPTIONS.clients[0]!;
+  const cache = createTokenCache({
+    redis: writer,
+    keyPrefix: prefix,
+    provider: quiqup({
+      environment: 'production',
+      baseUrl: mock.url,
+      clientId: client.clientId,
+      clientSecret: client.clientSecret,
+    }),
+  });
+  const events = buildTokenKeys(prefix, cache.id).events;
+  const writeTimes = recordWriteTimes(writer, events);
+  let fleet: BenchFleet<PropagationWorkerResult> | undefined;
+
+  try {
+    await cache.getToken();
+    context.log(`propagation: starting ${options.pods} pods`);
+    fleet = new BenchFleet<PropagationWorkerResult>({
+      script: WORKER_SCRIPT,
+      count: options.pods,
+      env: {
+        BENCH_REDIS_URL: context.redisUrl,
+        BENCH_MOCK_URL: mock.url,
+        BENCH_KEY_PREFIX: prefix,
+        BENCH_BARE_CHANNEL: bareChannel,
+      },
+      controlPrefix: prefix,
+      redis: context.admin,
+    });
+    await fleet.collect('ready');
+    // Every pod and the bench's own cache listen before the first round.
+    await waitFor(
+      async () =>
+        (await subscriberCount(context.admin, bareChannel)) === options.pods &&
+        (await subscriberCount(context.admin, events)) === options.pods + 1,
+      { timeoutMs: 10_000, description: 'every pod subscribed' },
+    );
+
+    context.log(`propagation: ${options.rounds} refreshes and bare publishes`);
+    const publishTimes = new Map<number, number>();
+    const generations: number[] = [];
+    for (let round = 0; round < options.rounds; round++) {
+      // The order alternates, so neither kind always follows the other's wake-up of the pods.
+      const steps = [
+        () => publishPing(context.admin, bareChannel, round, publishTimes),
+        async () => {
+          generations.push((await cache.refresh()).generation);
+        },
+      ];
+      for (const step of round % 2 === 0 ? steps : steps.reverse()) {
+        await step();
+        await sleep(ROUND_GAP_MS);
+      }
+    }
+    const lastToken = await cache.getToken();
+    const stop: BareMessage = { kind: 'stop' };
+    await context.admin.publish(bareChannel, JSON.stringify(stop));
+    const results = await fleet.results();
+
+    return buildResult({
+      results,
+      publishTimes,
+      writeTimes,
+      generations,
+      lastTokenHash: createHash('sha256').update(lastToken).digest('hex'),
+      options,
+    });
+  } finally {
+    await fleet?.kill();
+    await cache.close();
+    await writer.quit();
+    await deleteKeys(context.admin, prefix);
+    await mock.close();
+  }
+}
+
+/**
+ * Records when the token write of each generation is handed to the connection: the fenced write
+ * script stores the record and publishes the `refreshed` message in one command.
+ */
+function recordWriteTimes(writer: Redis, eventsChannel: string): Map<number, number> {
+  const times = new Map<number, number>();
+  const send = writer.sendCommand.bind(writer);
+  writer.sendCommand = (command: Command, stream?: Parameters<Redis['sendCommand']>[1]) => {
+    const at = sharedNow();
+    const name = command.name.toLowerCase();
+    if ((name === 'evalsha' || name === 'eval') && command.args.includes(eventsChannel)) {
+      const message = command.args.find(
+        (arg) => typeof arg === 'string' && arg.startsWith('{"type":"refreshed"'),
+      );
+      if (typeof message === 'string') {
+        const generation = (JSON.parse(message) as { g: number }).g;
+        // A NOSCRIPT reply makes ioredis send EVAL after EVALSHA; the first send counts.
+        if (!times.has(generation)) {
+          times.set(generation, at);
+        }
+      }
+    }
+    return send(command, stream);
+  };
+  return times;
+}
+
+async function publishPing(
+  redis: Redis,
+  channel: string,
+  seq: number,
+  publishTimes: Map<number, number>,
+): Promise<void> {
+  const message: BareMessage = { kind: 'ping', seq };
+  const text = JSON.stringify(message);
+  publishTimes.set(seq, sharedNow());
+  await redis.publish(channel, text);
+}
+
+async function subscriberCount(redis: Redis, channel: string): Promise<number> {
+  const reply = (await redis.call('PUBSUB', 'NUMSUB', channel)) as [string, number];
+  return Number(reply[1]);
+}
+
+interface BuildInput {
+  results: PropagationWorkerResult[];
+  publishTimes: Map<number, number>;
+  writeTimes: Map<number, number>;
+  generations: number[];
+  lastTokenHash: string;
+  options: PropagationOptions;
+}
+
+function buildResult(input: BuildInput): PropagationResult {
+  const { results, publishTimes, writeTimes, generations, options } = input;
+  let missingTokenArrivals = 0;
+  let missingPings = 0;
+
+  const tokenP50: number[] = [];
+  const tokenP99: number[] = [];
+  for (const generation of generations) {
+    const writtenAt = writeTimes.get(generation);
+    const delays = results.flatMap((result) =>
+      result.tokens.filter((s) => s.id === generation).map((s) => s.at - (writtenAt ?? Number.NaN)),
+    );
+    missingTokenArrivals += results.length - delays.length;
+    tokenP50.push(percentile(delays, 50));
+    tokenP99.push(percentile(delays, 99));
+  }
+
+  const bareP50: number[] = [];
+  const bareP99: number[] = [];
+  for (const [seq, publishedAt] of publishTimes) {
+    const delays = results.flatMap((result) =>
+      result.bare.filter((s) => s.id === seq).map((s) => s.at - publishedAt),
+    );
+    missingPings += results.length - delays.length;
+    bareP50.push(percentile(delays, 50));
+    bareP99.push(percentile(delays, 99));
+  }
+
+  const p99Ratio = tokenP99.map((value, i) => value / bareP99[i]!);
+  const p50Ratio = tokenP50.map((value, i) => value / bareP50[i]!);
+  const ratio = summarize(p99Ratio);
+  const podsWithEveryToken = results.filter((result) =>
+    generations.every((g) => result.tokens.some((s) => s.id === g)),
+  ).length;
+  const podsWithLastToken = results.filter((r) => r.lastTokenHash === input.lastTokenHash).length;
+
+  const notes = [
+    `Every pod got every new token: ${podsWithEveryToken} of ${results.length} pods; ` +
+      `${podsWithLastToken} of ${results.length} held the bench's last token when they stopped. ` +
+      `Missing arrivals: ${missingTokenArrivals} tokens, ${missingPings} bare pings.`,
+  ];
+  if (ratio.median > 1.5) {
+    notes.push(
+      'Missed: the token reached the pods later than 1.5 x the bare publish. The extra work ' +
+        'per pod is in `FleetTokenCache.#onMessage()` (`packages/core/src/token-cache.ts`): ' +
+        'JSON.parse of the message, decoding the record, AES-256-GCM opening and a SHA-256 of ' +
+        'the token, on every pod.',
+    );
+  }
+
+  return {
+    section: {
+      title: `3. Propagation of a refresh to ${options.pods} pods`,
+      setup:
+        `${options.pods} pod processes each hold a warm tokenfleet cache and, on a second ` +
+        'connection, a bare ioredis subscriber. The bench process alternates two kinds of ' +
+        `round, ${options.rounds} of each, ${ROUND_GAP_MS} ms apart: \`cache.refresh()\` on its ` +
+        'own cache, timed from the moment the fenced write command (which stores the record and ' +
+        'publishes `refreshed` in one Lua script) is handed to ioredis until each pod\'s cache ' +
+        'emits `refreshed` with origin `remote`, which it does after the new token is in memory; ' +
+        'and a bare `PUBLISH` of a small JSON message, timed from the call until each ' +
+        "subscriber has parsed it. Times use one clock, `performance.timeOrigin + " +
+        'performance.now()`, since every process runs on this machine. Per round, p50 and p99 ' +
+        `are taken across the ${options.pods} pods (with 16 pods, p99 is the last pod).`,
+      figures: [
+        { name: 'tokenfleet p50', unit: 'ms', summary: summarize(tokenP50), digits: 3 },
+        { name: 'tokenfleet p99 (all pods)', unit: 'ms', summary: summarize(tokenP99), digits: 3 },
+        { name: 'bare publish p50', unit: 'ms', summary: summarize(bareP50), digits: 3 },
+        { name: 'bare publish p99 (all pods)', unit: 'ms', summary: summarize(bareP99), digits: 3 },
+        { name: 'tokenfleet / bare, p50', unit: 'x', summary: summarize(p50Ratio) },
+        {
+          name: 'tokenfleet / bare, p99',
+          unit: 'x',
+          summary: ratio,
+          target: '<= 1.5',
+          met: ratio.median <= 1.5,
+        },
+      ],
+      notes,
+    },
+    bareP99Ms: median(bareP99),
+    podsWithEveryToken,
+    podsWithLastToken,
+    missingTokenArrivals,
+  };
+}
