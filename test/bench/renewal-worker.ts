@@ -20,9 +20,9 @@ import {
 import { LatencyHistogram } from './stats.js';
 
 /** getToken() calls per tick, awaited one after another. */
-const CALLS_PER_TICK = 20;
+const CALLS_PER_TICK = 10;
 
-/** Interval between ticks, in milliseconds: 20 calls every millisecond is about 20,000 calls/s. */
+/** Interval between ticks, in milliseconds: at most 10,000 calls/s per pod. */
 const TICK_MS = 1;
 
 /** Error messages kept; `errorCount` has them all. */

@@ -67,7 +67,8 @@ describe('renewal job of a 30-day token', () => {
     expect(job!.delay).toBeLessThanOrEqual(FULL_DELAY_MS);
     expect(job!.delay).toBeGreaterThan(FULL_DELAY_MS - REQUEST_ALLOWANCE_MS);
     expect(job!.timestamp).toBeGreaterThanOrEqual(addedAfter);
-    expect(job!.data.dueAt).toBe(job!.timestamp + job!.delay);
+    // The queue notes the due time just before BullMQ stamps the job, so they differ by a few ms.
+    expect(Math.abs(job!.data.dueAt! - (job!.timestamp + job!.delay))).toBeLessThan(1_000);
   }
 
   it('stays delayed about 30 days without a timer overflow', async () => {

@@ -145,12 +145,18 @@ export class InvalidTokenResponseError extends TokenfleetError {
   readonly bodyPreview: string | undefined;
   /** Which check failed, such as `expires_in must be a finite number >= 0`. */
   readonly reason: string;
+  /** Set while the fleet waits before asking again after such a response. */
+  readonly retryAfterMs: number | undefined;
 
-  constructor(message: string, details: { status?: number; bodyPreview?: string; reason: string }) {
+  constructor(
+    message: string,
+    details: { status?: number; bodyPreview?: string; reason: string; retryAfterMs?: number },
+  ) {
     super('TOKENFLEET_INVALID_TOKEN_RESPONSE', message);
     this.status = details.status;
     this.bodyPreview = details.bodyPreview;
     this.reason = details.reason;
+    this.retryAfterMs = details.retryAfterMs;
   }
 }
 

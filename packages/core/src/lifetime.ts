@@ -1,6 +1,7 @@
 import {
   ClientRejectedError,
   InvalidClientError,
+  InvalidTokenResponseError,
   RateLimitedError,
   TokenEndpointError,
   type TokenfleetError,
@@ -34,6 +35,8 @@ interface CooldownValue {
   message: string;
   status?: number;
   oauthError?: string;
+  /** `InvalidTokenResponseError.reason`, for a cooldown after an unusable response. */
+  reason?: string;
 }
 
 /** Serializes the error that started a cooldown; the message is already free of secrets. */
@@ -44,6 +47,9 @@ export function encodeCooldown(error: TokenfleetError): string {
   }
   if (error instanceof ClientRejectedError && error.oauthError !== undefined) {
     value.oauthError = error.oauthError;
+  }
+  if (error instanceof InvalidTokenResponseError) {
+    value.reason = error.reason;
   }
   return JSON.stringify(value);
 }
@@ -76,6 +82,12 @@ export function cooldownError(value: string, retryAfterMs: number): TokenfleetEr
       return new InvalidClientError(message, details);
     case 'TOKENFLEET_UNSUPPORTED_GRANT_TYPE':
       return new UnsupportedGrantTypeError(message, details);
+    case 'TOKENFLEET_INVALID_TOKEN_RESPONSE':
+      return new InvalidTokenResponseError(message, {
+        status: parsed.status,
+        reason: typeof parsed.reason === 'string' ? parsed.reason : 'invalid token response',
+        retryAfterMs,
+      });
     case 'TOKENFLEET_CLIENT_REJECTED':
       return new ClientRejectedError(message, details);
     default:

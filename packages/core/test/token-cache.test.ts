@@ -79,19 +79,22 @@ describe('createTokenCache', () => {
   });
 
   describe('when the resource answers 401 once', () => {
-    it('invalidates the token, fetches one more and retries', async () => {
+    it('invalidates that token, fetches one more and retries', async () => {
       const prefix = uniquePrefix();
       const cache = newCache(prefix);
       const authorizedFetch = createAuthorizedFetch(cache);
       const first = await cache.getToken();
-      server.revokeToken?.(first);
-      await cache.invalidate(first);
+      server.revokeToken(first);
       server.resetCounts();
 
       const response = await authorizedFetch(server.resourceUrl);
+      const second = await cache.getToken();
 
       expect(response.status).toBe(200);
       expect(server.counts().tokenRequests).toBe(1);
+      expect(server.counts().resourceRequests).toBe(2);
+      expect(server.counts().resourceUnauthorized).toBe(1);
+      expect(second).not.toBe(first);
     });
   });
 
