@@ -1,11 +1,14 @@
 import { Redis } from 'ioredis';
 import { spawnRedisServer } from '../harness/redis.js';
-import { runRenewal } from './renewal.bench.js';
+import { runMemory } from './memory.bench.js';
+import { runRedisCost } from './redis-cost.bench.js';
 import { renderSectionForTerminal } from './report.js';
 const server = await spawnRedisServer();
 const admin = new Redis(server.url);
 try {
-  const s = await runRenewal({ redisUrl: server.url, admin, log: console.log }, { pods: 8, renewals: Number(process.argv[2] ?? 6) });
-  for (const x of s.sections) console.log(renderSectionForTerminal(x));
-  console.log(JSON.stringify(s.requestsPerToken));
+  const ctx = { redisUrl: server.url, admin, log: console.log };
+  const c = await runRedisCost(ctx, { rounds: 3, calls: 100000 });
+  console.log(renderSectionForTerminal(c.section), JSON.stringify(c.rounds));
+  const s = await runMemory(ctx, { tokens: 1000, rounds: 2 });
+  console.log(renderSectionForTerminal(s));
 } finally { await admin.quit(); await server.stop(); }

@@ -158,6 +158,7 @@ describe('tokenfleet-refresher on SIGTERM', () => {
     const signal = running.indexOf('shutdown signal received', { signal: 'SIGTERM' });
     const steps = SHUTDOWN_STEPS.map((step) => running.indexOf('shutdown step finished', { step }));
     const stopped = running.indexOf('refresher stopped');
+    if (process.env.DEBUG_SHUTDOWN) console.log(running.lines.map((l, i) => `${i} ${l.time} ${l.component} ${l.msg} ${l.step ?? ''}`).join('\n'));
     expect(signal).toBeGreaterThanOrEqual(0);
     expect(steps.every((index) => index > signal)).toBe(true);
     expect([...steps].sort((a, b) => a - b)).toEqual(steps);
