@@ -3,7 +3,7 @@ import { configDefaults, defineConfig } from 'vitest/config';
 export default defineConfig({
   test: {
     include: ['packages/*/test/**/*.test.ts', 'test/**/*.test.ts'],
-    exclude: [...configDefaults.exclude, 'test/bench/**'],
+    exclude: [...configDefaults.exclude, 'test/bench/**/*.bench.ts'],
 
     // Forks give each test file its own process, so child processes, signals and process.exit in
     // one file cannot reach another.

@@ -98,6 +98,8 @@ async function preparePod(
   switch (variant) {
     case 'tokenfleet':
       return prepareTokenfleet(keyPrefix);
+    case 'tokenfleet-joined':
+      return joinConcurrentCalls(await prepareTokenfleet(keyPrefix));
     case 'oauth2-fetch':
       return { pod: prepareOAuth2Fetch(), reply: {} };
     case 'redis-no-lock':
@@ -124,6 +126,21 @@ async function prepareTokenfleet(keyPrefix: string): Promise<{ pod: Pod; reply: 
     pod: { getToken: () => cache.getToken(), close: () => cache.close() },
     reply: { tokenId: cache.id },
   };
+}
+
+/** Lets calls that overlap share one getToken() call of the pod, as one in-process flight. */
+function joinConcurrentCalls(prepared: { pod: Pod; reply: PreparedReply }): {
+  pod: Pod;
+  reply: PreparedReply;
+} {
+  let pending: Promise<string> | undefined;
+  const getToken = () => {
+    pending ??= prepared.pod.getToken().finally(() => {
+      pending = undefined;
+    });
+    return pending;
+  };
+  return { pod: { getToken, close: prepared.pod.close }, reply: prepared.reply };
 }
 
 function prepareOAuth2Fetch(): Pod {

@@ -233,10 +233,10 @@ function buildResult(input: BuildInput): PropagationResult {
         'connection, a bare ioredis subscriber. The bench process alternates two kinds of ' +
         `round, ${options.rounds} of each, ${ROUND_GAP_MS} ms apart: \`cache.refresh()\` on its ` +
         'own cache, timed from the moment the fenced write command (which stores the record and ' +
-        'publishes `refreshed` in one Lua script) is handed to ioredis until each pod\'s cache ' +
+        "publishes `refreshed` in one Lua script) is handed to ioredis until each pod's cache " +
         'emits `refreshed` with origin `remote`, which it does after the new token is in memory; ' +
         'and a bare `PUBLISH` of a small JSON message, timed from the call until each ' +
-        "subscriber has parsed it. Times use one clock, `performance.timeOrigin + " +
+        'subscriber has parsed it. Times use one clock, `performance.timeOrigin + ' +
         'performance.now()`, since every process runs on this machine. Per round, p50 and p99 ' +
         `are taken across the ${options.pods} pods (with 16 pods, p99 is the last pod).`,
       figures: [

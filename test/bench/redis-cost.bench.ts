@@ -146,7 +146,9 @@ function buildSection(rounds: readonly RedisCostRound[]): Section {
     (round) => ((round.callCommands - round.idleCommands) / round.calls) * 1000,
   );
   const summary = summarize(perThousand);
-  const others = rounds.map((round) => round.otherCommands).filter((o) => Object.keys(o).length > 0);
+  const others = rounds
+    .map((round) => round.otherCommands)
+    .filter((o) => Object.keys(o).length > 0);
 
   return {
     title: '5a. Cost: Redis commands per 1,000 getToken() calls in steady state',

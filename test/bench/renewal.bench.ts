@@ -1,6 +1,6 @@
-// Measurement 4, and the token endpoint half of measurement 5: eight pods call getToken() without
-// pause while a refresher in the bench process renews a short-lived token through BullMQ, for
-// 24 renewals in a row: a day of 1-hour tokens, scaled down to a few seconds per token.
+// Measurement 4, and the token endpoint half of measurement 5. Eight pods call getToken() without
+// pause while a refresher in the bench process renews a short-lived token through BullMQ. The run
+// lasts 24 renewals: a day of 1-hour tokens, scaled down to a few seconds per token.
 import { setTimeout as sleep } from 'node:timers/promises';
 import { quiqup } from '@tokenfleet/core';
 import { DEFAULT_MOCK_OAUTH_OPTIONS, startMockOAuthServer } from '@tokenfleet/mock-oauth';
@@ -26,8 +26,8 @@ const EXPIRES_IN_SECONDS = 3;
 const UPSTREAM_LATENCY_MS = 50;
 
 /**
- * Cache settings of the pods and the refresher. The skew is 100 ms of a 3 s token (the default
- * 60 s is 1.7% of an hour); refresh ahead keeps its default, 20% of the stored life, so each
+ * Cache settings of the pods and the refresher. The skew is 100 ms of a 3 s token, close to the
+ * default 60 s of an hour (1.7%). Refresh ahead keeps its default, 20% of the stored life, so each
  * renewal job is due about 580 ms before the stored expiry.
  */
 const CACHE_OPTIONS: RenewalCacheOptions = {
@@ -133,7 +133,9 @@ export async function runRenewal(
     const startAt = sharedNow() + START_LEAD_MS;
     const go: RenewalCommand = { type: 'go', startAt };
     await fleet.send(go);
-    context.log(`renewal: waiting for ${options.renewals} renewals of ${EXPIRES_IN_SECONDS} s tokens`);
+    context.log(
+      `renewal: waiting for ${options.renewals} renewals of ${EXPIRES_IN_SECONDS} s tokens`,
+    );
     await waitFor(() => writes.length >= options.renewals + 1, {
       timeoutMs: (options.renewals + 3) * EXPIRES_IN_SECONDS * 1_000,
       intervalMs: 50,
@@ -295,7 +297,7 @@ function mergeSlots(
   return merged;
 }
 
-/** Whether slot `slot`, which spans [slot, slot + 1) in slot units, overlaps [from, to]. */
+/** Returns whether slot `slot`, which spans [slot, slot + 1) in slot units, overlaps [from, to]. */
 function overlaps(slot: number, from: number, to: number): boolean {
   return slot + 1 > from && slot <= to;
 }

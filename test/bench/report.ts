@@ -66,6 +66,8 @@ export interface ReportInput {
   command: string;
   startedAt: Date;
   durationS: number;
+  /** One-minute load average at the start and at the end of the run. */
+  loadAverage: [number, number];
   sections: readonly Section[];
   /** Markdown paragraphs before the first section. */
   preamble: readonly string[];
@@ -91,6 +93,7 @@ export function renderBenchmarks(input: ReportInput): string {
     `| Node.js | ${machine.node} |`,
     `| OS | ${machine.os} |`,
     `| Redis | redis-server ${machine.redis}, started by the bench on 127.0.0.1 with persistence off |`,
+    `| load average (1 min) | ${input.loadAverage[0].toFixed(2)} at the start, ${input.loadAverage[1].toFixed(2)} at the end |`,
     '',
     ...input.preamble.flatMap((paragraph) => [paragraph, '']),
   ];

@@ -1,5 +1,5 @@
 // Renewal jobs against a failing token endpoint: transient errors (503, 429) are retried with
-// jittered exponential back-off inside the token's remaining life until a run succeeds; a
+// jittered exponential back-off inside the token's remaining life until a run succeeds. A
 // rejected client (401) fails the job at once, after one run and one token request.
 import { setTimeout as sleep } from 'node:timers/promises';
 import type { TokenCache } from '@tokenfleet/core';
@@ -13,7 +13,7 @@ import { captureLogs, RenewalFixture } from './renewal-fixture.js';
  */
 const CACHE_OPTIONS = { skewMs: 200, refreshAheadMs: 10_000, retry: { attempts: 1 } };
 
-/** Ceiling of the first retry delay; the ceiling doubles with each retry. */
+/** Ceiling of the first retry delay, which doubles with each retry. */
 const BACKOFF_DELAY_MS = 200;
 
 const redisUrl = inject('redisUrl');

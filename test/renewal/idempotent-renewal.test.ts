@@ -1,7 +1,7 @@
-// Delivery of a renewal job is at least once, so the renewal of one generation may run twice:
-// twice at once in one process, on two workers, a few seconds apart, or again after the first
-// worker stalled and lost its job lock. Whatever the timing, one token request goes out and the
-// second run reports the token as already fresh.
+// Delivery of a renewal job is at least once, so the renewal of one generation may run twice.
+// The second run may come at once in the same process or on another worker, a few seconds later,
+// or after the first worker stalled and lost its job lock. Whatever the timing, one token request
+// goes out and the second run reports the token as already fresh.
 import { setTimeout as sleep } from 'node:timers/promises';
 import type { RenewResult } from '@tokenfleet/core';
 import { afterEach, beforeEach, describe, expect, inject, it } from 'vitest';
@@ -54,7 +54,10 @@ describe('renewal of one generation run twice', () => {
       const cache = fixture.openCache(CACHE_OPTIONS);
       const first = await cache.getTokenInfo();
 
-      const results = await Promise.all([cache.renew(first.generation), cache.renew(first.generation)]);
+      const results = await Promise.all([
+        cache.renew(first.generation),
+        cache.renew(first.generation),
+      ]);
 
       expect(outcomesOf(results)).toEqual(['fresh', 'refreshed']);
       expect(results.map((result) => result.generation)).toEqual([2, 2]);
@@ -120,7 +123,7 @@ describe('renewal of one generation run twice', () => {
       });
       await stalling.waitForOutput(WORKER_READY_LINE, 30_000);
 
-      // The token request reaches the mock, which holds it; then the worker stops, so it
+      // The token request reaches the mock, which holds it. Then the worker stops, so it
       // neither reads the response nor extends its job lock.
       fixture.mock.setFaults({ latencyMs: 2_500, times: 1 });
       await (await queue.getRenewalJob(pod.id, first.generation))!.promote();

@@ -87,7 +87,7 @@ describe('renewal worker killed mid-job', () => {
     expect(killed.signal).toBe('SIGKILL');
     expect(job.failedReason).toBeUndefined();
     expect(job.stalledCounter).toBe(1);
-    // The dead worker took generation 2 for its request; the survivor's token is generation 3.
+    // The dead worker took generation 2 for its request, so the survivor's token is generation 3.
     expect(job.returnvalue).toMatchObject({ outcome: 'refreshed', generation: 3 });
     expect(fixture.mock.counts()).toMatchObject({ tokenRequests: 3, tokenSuccesses: 2 });
     expect(await pod.status()).toMatchObject({ generation: 3, generationCounter: 3 });

@@ -20,14 +20,14 @@ const WORKER_SCRIPT = new URL('./renewal-worker-process.ts', import.meta.url);
 
 const LIFETIME_SECONDS = 30 * 24 * 3_600;
 
-/** Node's largest timer delay; a longer one fires after 1 ms with a TimeoutOverflowWarning. */
+/** Node's largest timer delay. A longer one fires after 1 ms with a TimeoutOverflowWarning. */
 const MAX_TIMER_DELAY_MS = 2 ** 31 - 1;
 
 /** The cache's default margins: 60 s of skew and a refresh-ahead margin of 20% of the life, at most 1 h. */
 const SKEW_MS = DEFAULT_TOKEN_CACHE_OPTIONS.skewMs;
 const REFRESH_AHEAD_MS = 3_600_000;
 
-/** Delay of the job when the token request takes no time; the request's duration comes off it. */
+/** Delay of the job if the token request took no time. The request's duration comes off it. */
 const FULL_DELAY_MS = LIFETIME_SECONDS * 1_000 - SKEW_MS - REFRESH_AHEAD_MS;
 
 /** Upper bound of the token request's duration and the job's add, in milliseconds. */

@@ -1,7 +1,7 @@
 // Renewal jobs that do not exist, because no pod had a queue when the tokens were fetched or
 // because Redis lost the job keys, come back with the repeating sweep: one job per stored token,
 // within one sweep interval.
-import { renewalJobId, type RenewalQueue, type RenewalSweep } from '@tokenfleet/refresher';
+import { type RenewalQueue, type RenewalSweep, renewalJobId } from '@tokenfleet/refresher';
 import { Registry } from 'prom-client';
 import { afterEach, beforeEach, describe, expect, inject, it } from 'vitest';
 import { waitFor } from '../harness/wait-for.js';
@@ -32,7 +32,7 @@ describe('renewal sweep', () => {
     await fixture.close();
   });
 
-  /** Fetches a token for every client through pods; returns the pods' caches. */
+  /** Fetches a token for every client through pods and returns the pods' caches. */
   async function fetchTokens(withQueue: boolean) {
     const options = withQueue ? CACHE_OPTIONS : { ...CACHE_OPTIONS, renewal: undefined };
     const pods = Array.from({ length: TOKENS }, (_, index) => fixture.openCache(options, index));
@@ -68,7 +68,7 @@ describe('renewal sweep', () => {
     );
     for (const job of delayed) {
       expect(job.data.generation).toBe(1);
-      // The stored life is 59 s less the request time; the margin is 20 s of it.
+      // The stored life is 59 s less the request time, and the margin is 20 s of it.
       expect(job.delay).toBeGreaterThan(30_000);
       expect(job.delay).toBeLessThanOrEqual(39_000);
     }

@@ -1,6 +1,6 @@
 // One run of many tokens on one renewal queue: a mock with one client per token, one cache per
-// client, every token fetched once, then one worker renews them all. The test runs it scaled
-// down; many-tokens.ts runs it with 1,000 tokens and prints the report. It must not import vitest.
+// client, every token fetched once, then one worker renews them all. many-tokens.test.ts runs it
+// with looser timing, and many-tokens.ts runs it and prints the report. It must not import vitest.
 import { randomBytes } from 'node:crypto';
 import { performance } from 'node:perf_hooks';
 import { setTimeout as sleep } from 'node:timers/promises';
@@ -39,7 +39,7 @@ export const MANY_TOKENS_SETTINGS = Object.freeze({
   fetchConcurrency: 100,
 });
 
-/** Numbers of one run; durations in milliseconds, measured on this machine. */
+/** Numbers of one run. Durations are in milliseconds, measured on the machine that ran it. */
 export interface ManyTokensReport {
   tokens: number;
   /** Token requests at the mock, the initial fetches included, until every token was renewed once. */
@@ -164,7 +164,7 @@ async function measure(
   });
   const fetchMs = performance.now() - fetchStartedAt;
 
-  // Every job is due within one lifetime of its fetch; two more lifetimes are the deadline.
+  // Every job is due within one lifetime of its fetch, and two more lifetimes are the deadline.
   const deadline = performance.now() + fetchMs + 3 * options.expiresIn * 1_000;
   while (renewedInTime + renewedLate < caches.length && performance.now() < deadline) {
     await sleep(20);

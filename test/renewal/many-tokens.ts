@@ -9,7 +9,9 @@ import { MANY_TOKENS_SETTINGS, runManyTokens } from './many-tokens-run.js';
 
 const count = Number(process.argv[2] ?? 1_000);
 if (!Number.isSafeInteger(count) || count < 1) {
-  process.stderr.write(`usage: many-tokens.ts [count], a positive integer (got ${process.argv[2]})\n`);
+  process.stderr.write(
+    `usage: many-tokens.ts [count], a positive integer (got ${process.argv[2]})\n`,
+  );
   process.exit(2);
 }
 

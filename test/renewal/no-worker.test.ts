@@ -9,7 +9,7 @@ import { captureLogs, PINO_WARN, RenewalFixture } from './renewal-fixture.js';
 
 /**
  * A 4 s token stored for 3.8 s less the request time. Its job is due 1.6 s before the stored
- * end (at about 2.2 s); the pod refreshes on its own at half that margin (at about 3 s).
+ * end (at about 2.2 s), and the pod refreshes on its own at half that margin (at about 3 s).
  */
 const CACHE_OPTIONS = { skewMs: 200, refreshAheadMs: 1_600 };
 
@@ -34,7 +34,11 @@ describe('token cache without a renewal worker', () => {
   it('shows the overdue renewal and refreshes lazily before expiry', async () => {
     const logs = captureLogs();
     const registry = new Registry();
-    const pod = fixture.openCache({ ...CACHE_OPTIONS, logger: logs.logger, metricsRegistry: registry });
+    const pod = fixture.openCache({
+      ...CACHE_OPTIONS,
+      logger: logs.logger,
+      metricsRegistry: registry,
+    });
     const queue = fixture.openQueue();
     const overdueSeconds = async (): Promise<number> => {
       const metric = await registry.getSingleMetric('tokenfleet_renewal_overdue_seconds')!.get();
@@ -48,10 +52,13 @@ describe('token cache without a renewal worker', () => {
     expect(await queue.getRenewalJobState(pod.id, 1)).toBe('delayed');
 
     // No caller asks for a token while the renewal is overdue but the pod's margin is not reached.
-    const overdue = await waitFor(async () => {
-      const seconds = await overdueSeconds();
-      return seconds > 0 ? seconds : undefined;
-    }, { description: 'the renewal to be overdue' });
+    const overdue = await waitFor(
+      async () => {
+        const seconds = await overdueSeconds();
+        return seconds > 0 ? seconds : undefined;
+      },
+      { description: 'the renewal to be overdue' },
+    );
     expect(overdue).toBeGreaterThan(0);
     expect(refreshes).toEqual([]);
     expect(logs.withMessage(OVERDUE_MESSAGE)).toEqual([]);

@@ -57,7 +57,9 @@ describe('renewal job of one generation', () => {
       });
 
       // Each pod computes its own delay from its own read, so the delays differ by a few ms.
-      await Promise.all(pods.map(({ queue }, index) => queue.scheduleRenewal(request(30_000 + index))));
+      await Promise.all(
+        pods.map(({ queue }, index) => queue.scheduleRenewal(request(30_000 + index))),
+      );
       await Promise.all(pods.map(({ queue }) => queue.scheduleRenewal(request(29_000))));
 
       const queue = pods[0]!.queue;

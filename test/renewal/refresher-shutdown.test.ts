@@ -1,6 +1,7 @@
 // SIGTERM reaches the tokenfleet-refresher service while a renewal job waits for the token
 // endpoint. The job either finishes within TOKENFLEET_SHUTDOWN_TIMEOUT_MS or goes back to the
-// queue for another worker; the service closes its parts in order, logs each step and exits 0.
+// queue for another worker. Either way the service closes its parts in order, logs each step and
+// exits 0.
 import { type ChildProcess, spawn } from 'node:child_process';
 import { once } from 'node:events';
 import { fileURLToPath } from 'node:url';
@@ -14,7 +15,7 @@ import { RenewalFixture } from './renewal-fixture.js';
 
 const BIN = fileURLToPath(new URL('../../packages/refresher/src/bin.ts', import.meta.url));
 
-/** A 60 s token stored for 59 s, with its job due 20 s before that; the service uses the same. */
+/** A 60 s token stored for 59 s, with its job due 20 s before that, in the pods and the service. */
 const CACHE_OPTIONS = { skewMs: 1_000, refreshAheadMs: 20_000 };
 
 /** The service's bound for each shutdown step other than the worker's (CLOSE_STEP_TIMEOUT_MS). */
@@ -42,7 +43,7 @@ interface ServiceProcess {
   lines: Record<string, unknown>[];
   stderr: string;
   exited: Promise<number | null>;
-  /** Index of the first line with `msg` and, optionally, the given fields; -1 when none. */
+  /** Index of the first line with `msg` and the given fields, or -1 when there is none. */
   indexOf(message: string, fields?: Record<string, unknown>): number;
 }
 
@@ -108,7 +109,11 @@ describe('tokenfleet-refresher on SIGTERM', () => {
   });
 
   afterEach(async () => {
-    if (service !== undefined && service.child.exitCode === null && service.child.signalCode === null) {
+    if (
+      service !== undefined &&
+      service.child.exitCode === null &&
+      service.child.signalCode === null
+    ) {
       service.child.kill('SIGKILL');
       await service.exited;
     }
@@ -158,7 +163,6 @@ describe('tokenfleet-refresher on SIGTERM', () => {
     const signal = running.indexOf('shutdown signal received', { signal: 'SIGTERM' });
     const steps = SHUTDOWN_STEPS.map((step) => running.indexOf('shutdown step finished', { step }));
     const stopped = running.indexOf('refresher stopped');
-    if (process.env.DEBUG_SHUTDOWN) console.log(running.lines.map((l, i) => `${i} ${l.time} ${l.component} ${l.msg} ${l.step ?? ''}`).join('\n'));
     expect(signal).toBeGreaterThanOrEqual(0);
     expect(steps.every((index) => index > signal)).toBe(true);
     expect([...steps].sort((a, b) => a - b)).toEqual(steps);
@@ -186,7 +190,9 @@ describe('tokenfleet-refresher on SIGTERM', () => {
       });
       expect(renewed).toBeGreaterThan(running.indexOf('shutdown signal received'));
       expect(renewed).toBeLessThan(workerClosed);
-      expect(running.indexOf('renewal job handed back: still running at the shutdown timeout')).toBe(-1);
+      expect(
+        running.indexOf('renewal job handed back: still running at the shutdown timeout'),
+      ).toBe(-1);
       const job = (await queue.getRenewalJob(pod.id, 1))!;
       expect(await job.getState()).toBe('completed');
       expect(job.returnvalue).toMatchObject({ outcome: 'refreshed', generation: 2 });

@@ -1,5 +1,5 @@
-// Test-side helpers of the renewal tests: one fixture per test with a mock token endpoint, unique
-// Redis key and queue prefixes, and every cache, queue, worker and sweep it opened, so that
+// Test-side helpers of the renewal tests. Each test has one fixture with a mock token endpoint,
+// unique Redis key and queue prefixes, and every cache, queue, worker and sweep it opened, so that
 // close() can stop them in order and delete what the test left in Redis.
 import { randomBytes } from 'node:crypto';
 import {
@@ -31,7 +31,7 @@ import { type Logger, pino } from 'pino';
 import { uniquePrefix } from '../harness/redis.js';
 import { waitFor } from '../harness/wait-for.js';
 
-/** Cache settings that a test may set; the fixture fills in Redis, provider, prefix and queue. */
+/** Cache settings that a test may set. The fixture fills in Redis, provider, prefix and queue. */
 export type PodCacheOptions = Omit<TokenCacheOptions, 'redis' | 'provider' | 'keyPrefix'>;
 
 export interface RenewalFixtureOptions {
@@ -52,7 +52,7 @@ export interface CapturedLogs {
   withMessage(message: string): Record<string, unknown>[];
 }
 
-/** What one test opened for the renewal tests; `close()` stops all of it. */
+/** What one renewal test opened. `close()` stops all of it. */
 export class RenewalFixture {
   readonly redisUrl: string;
   readonly mock: MockOAuthServer;
@@ -60,7 +60,7 @@ export class RenewalFixture {
   /** Prefix of the caches' keys. */
   readonly keyPrefix: string;
   readonly queueName: string;
-  /** BullMQ prefix; a hash tag like the default `{tokenfleet}`. */
+  /** BullMQ prefix, a hash tag like the default `{tokenfleet}`. */
   readonly queuePrefix: string;
   /** A client for checks and deletes in the test itself. */
   readonly redis: Redis;
@@ -90,7 +90,7 @@ export class RenewalFixture {
     return new RenewalFixture(options, mock);
   }
 
-  /** A Quiqup provider for client `index` of the mock. */
+  /** Creates a Quiqup provider for client `index` of the mock. */
   provider(index = 0): TokenProvider {
     const client = this.clients[index];
     if (client === undefined) {
@@ -118,17 +118,17 @@ export class RenewalFixture {
 
   /**
    * Opens a cache on a connection of its own for client `clientIndex`. Without `renewal` in the
-   * options it gets a queue of its own; `renewal: undefined` given explicitly means none.
+   * options it gets a queue of its own, and `renewal: undefined` given explicitly means none.
    */
   openCache(options: PodCacheOptions = {}, clientIndex = 0): TokenCache {
     const renewal = 'renewal' in options ? options.renewal : this.openQueue();
     const cache = createTokenCache({
       ...options,
-      redis: options.redis ?? this.redisUrl,
+      redis: this.redisUrl,
       provider: this.provider(clientIndex),
       keyPrefix: this.keyPrefix,
       renewal,
-    } as TokenCacheOptions);
+    });
     this.#caches.push(cache);
     return cache;
   }
@@ -165,16 +165,18 @@ export class RenewalFixture {
     states: readonly JobState[],
     timeoutMs = 15_000,
   ): Promise<JobState> {
-    return waitFor(
+    const state = await waitFor(
       async () => {
         const state = await queue.getRenewalJobState(tokenId, generation);
-        return (states as readonly string[]).includes(state) ? (state as JobState) : undefined;
+        return (states as readonly string[]).includes(state) ? (state as JobState) : false;
       },
       { timeoutMs, description: `renewal job ${tokenId}-${generation} in ${states.join(' or ')}` },
     );
+    // waitFor resolves only with a truthy value, so never with false.
+    return state as JobState;
   }
 
-  /** Deletes every key of this fixture's BullMQ queue, as a Redis that lost them; returns how many went. */
+  /** Deletes every key of this fixture's BullMQ queue, as a Redis that lost them, and returns their count. */
   deleteQueueKeys(): Promise<number> {
     return deleteKeysMatching(this.redis, `${this.queuePrefix}:${this.queueName}:*`);
   }
@@ -200,7 +202,7 @@ export function mockClients(count: number): MockOAuthClient[] {
   }));
 }
 
-/** Deletes every key that matches the SCAN pattern `pattern`; returns how many went. */
+/** Deletes every key that matches the SCAN pattern `pattern` and returns their count. */
 export async function deleteKeysMatching(redis: Redis, pattern: string): Promise<number> {
   let deleted = 0;
   let cursor = '0';

@@ -19,7 +19,11 @@ process.on('warning', (warning) => {
   warnings.push(warning.name);
 });
 
-const logger = pino({ level: 'info', base: { pid: process.pid } });
+// Synchronous writes keep every line when the process exits right after shutting down.
+const logger = pino(
+  { level: 'info', base: { pid: process.pid } },
+  pino.destination({ dest: 1, sync: true }),
+);
 const queue = createRenewalQueue({
   connection: config.redisUrl,
   queueName: config.queueName,

@@ -1,5 +1,5 @@
 // The contract between the renewal tests and renewal-worker-process.ts: the environment a test
-// passes and the lines the worker prints. Both sides import it; it must not import vitest.
+// passes and the lines the worker prints. Both sides import it, so it must not import vitest.
 import type { MockOAuthClient } from '@tokenfleet/mock-oauth';
 import type { PodCacheOptions } from './renewal-fixture.js';
 
@@ -14,7 +14,7 @@ export interface RenewalWorkerConfig {
   keyPrefix: string;
   queueName: string;
   queuePrefix: string;
-  /** JSON-safe cache settings; each cache also gets the worker's renewal queue. */
+  /** JSON-safe cache settings. Each cache also gets the worker's renewal queue. */
   cacheOptions: Omit<PodCacheOptions, 'renewal' | 'logger' | 'metricsRegistry' | 'redis'>;
   /** Settings of `startRenewalWorker()` other than connection, caches and names. */
   workerOptions: {

@@ -44,7 +44,9 @@ export async function runCli(argv: readonly string[], io: CliIo): Promise<number
   }
 
   try {
-    const values = parseCommandArgs(command.spec, rest);
+    // `pnpm demo -- --workers 4` hands the `--` on to the script; no command takes positionals.
+    const args = rest[0] === '--' ? rest.slice(1) : rest;
+    const values = parseCommandArgs(command.spec, args);
     if (values.help === true) {
       io.stdout.write(formatCommandHelp(command.spec));
       return EXIT_OK;

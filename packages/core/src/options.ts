@@ -34,7 +34,8 @@ export interface TokenCacheOptions {
   /**
    * How long before the stored expiry a refresh starts while callers keep the current token, in
    * milliseconds, or a function of the stored life. Default: 20% of the life, at most one hour
-   * (12 minutes for a 1-hour staging token, 1 hour for a 7-day production token). 0 disables
+   * (11.8 minutes for a 1-hour staging token stored for 59 minutes, 1 hour for a 7-day
+   * production token). 0 disables
    * refresh ahead; renewal jobs then run at expiry.
    */
   refreshAheadMs?: number | MarginFunction;

@@ -149,9 +149,15 @@ export class RedisTokenStore {
     await this.#run('publish cooldown', () => this.#redis.publish(this.#keys.events, message));
   }
 
-  /** Returns the PTTL of the fleet lock in milliseconds, or 0 when nobody holds it. */
+  /**
+   * Returns the PTTL of the fleet lock in milliseconds, 0 when nobody holds it, and Infinity for
+   * a lock key without expiry (set by hand), which only an operator can clear.
+   */
   async lockPttl(): Promise<number> {
     const pttl = await this.#run('read lock ttl', () => this.#redis.pttl(this.#keys.lock));
+    if (pttl === -1) {
+      return Number.POSITIVE_INFINITY;
+    }
     return Math.max(0, pttl);
   }
 

@@ -24,7 +24,7 @@ import {
 import type { TokenGrant } from './provider.js';
 import { RedisTokenStore, RedisUnavailableError, type StoredToken } from './redis-store.js';
 import { createSealer, deriveSealingKey, type Sealer } from './seal.js';
-import { sleep } from './timers.js';
+import { MAX_TIMER_DELAY_MS, sleep } from './timers.js';
 import type {
   RefreshReason,
   RenewResult,
@@ -58,6 +58,15 @@ const MIN_RATE_LIMIT_COOLDOWN_MS = 1_000;
 /** First back-off after a failed background refresh, doubled up to `retry.maxDelayMs`. */
 const BACKGROUND_RETRY_BASE_MS = 1_000;
 
+/**
+ * Time before refresh ahead is due from which getToken() reads the clock on every call again. The
+ * timer that ends the clock-free stretch may fire up to this late without harm (see getToken).
+ */
+const HOT_PATH_GUARD_MS = 1_000;
+
+/** In the clock-free stretch, one getToken() call in this many (a power of two) reads the clock. */
+const HOT_PATH_CLOCK_EVERY = 64;
+
 /** Errors whose cooldown is already set, so the retry loop does not set another. */
 const cooledDown = new WeakSet<object>();
 
@@ -80,6 +89,12 @@ interface MemoryEntry {
   /** Monotonic time from which callers start a background refresh themselves. */
   refreshAheadAt: number;
   record: TokenRecord | undefined;
+  /** The token as a resolved promise, handed to every caller so the hot path allocates nothing. */
+  promise: Promise<string>;
+  /** Monotonic time until which getToken() may skip the clock: `refreshAheadAt` less the guard. */
+  hotUntil: number;
+  /** Whether getToken() skips the clock: set by a reading before `hotUntil`, cleared by a timer. */
+  hot: boolean;
 }
 
 /** Result of one refresh flight, shared by every caller that joined it. */
@@ -197,19 +212,47 @@ class FleetTokenCache extends EventEmitter<TokenCacheEvents> implements TokenCac
   }
 
   getToken(): Promise<string> {
-    // The hot path: no I/O and no allocation beyond the returned promise.
+    // The hot path: no I/O and no allocation. A clock reading costs about as much as the rest of
+    // the call, so most calls skip it while the entry is hot. A timer ends the hot stretch
+    // HOT_PATH_GUARD_MS before refresh ahead is due. Every 64th call reads the clock anyway,
+    // because a long run of microtasks can keep that timer from firing.
     const entry = this.#memory;
     if (entry !== undefined && this.#memoryVerified && !this.#closed) {
+      if (entry.hot && (this.#memoryHits & (HOT_PATH_CLOCK_EVERY - 1)) !== 0) {
+        this.#memoryHits += 1;
+        return entry.promise;
+      }
       const now = performance.now();
+      if (now < entry.hotUntil) {
+        this.#keepHot(entry, now);
+      } else {
+        entry.hot = false;
+      }
       if (now < entry.deadline) {
         this.#memoryHits += 1;
         if (now >= entry.refreshAheadAt) {
           this.#refreshAheadInBackground(entry, now);
         }
-        return Promise.resolve(entry.token);
+        return entry.promise;
       }
     }
     return this.#getTokenSlow().then((info) => info.token);
+  }
+
+  /** Marks `entry` hot and arms the timer that clears the mark at `entry.hotUntil`. */
+  #keepHot(entry: MemoryEntry, now: number): void {
+    if (entry.hot) {
+      return;
+    }
+    entry.hot = true;
+    // A timer capped below the real wait fires early; the next clock reading marks the entry again.
+    const timer = setTimeout(
+      () => {
+        entry.hot = false;
+      },
+      Math.min(entry.hotUntil - now, MAX_TIMER_DELAY_MS),
+    );
+    timer.unref();
   }
 
   async getTokenInfo(): Promise<TokenInfo> {
@@ -403,6 +446,9 @@ class FleetTokenCache extends EventEmitter<TokenCacheEvents> implements TokenCac
       renewalDueAt,
       refreshAheadAt,
       record,
+      promise: Promise.resolve(token),
+      hotUntil: refreshAheadAt - HOT_PATH_GUARD_MS,
+      hot: false,
     };
   }
 
@@ -475,7 +521,7 @@ class FleetTokenCache extends EventEmitter<TokenCacheEvents> implements TokenCac
       }
 
       const waitStart = performance.now();
-      const stored = await this.#waitForOtherPod(Math.max(0, waitDeadline - waitStart));
+      const stored = await this.#waitForOtherPod(Math.max(0, waitDeadline - waitStart), accept);
       waitedMs += performance.now() - waitStart;
       const now = performance.now();
       const entry = stored === undefined ? undefined : this.#entryFromStore(stored, now);
@@ -500,12 +546,28 @@ class FleetTokenCache extends EventEmitter<TokenCacheEvents> implements TokenCac
    * Waits for another pod's `refreshed` message, or until its lock goes, whichever comes first,
    * then reads Redis. Returns undefined when Redis could not be read.
    */
-  async #waitForOtherPod(maxWaitMs: number): Promise<StoredToken | undefined> {
+  async #waitForOtherPod(
+    maxWaitMs: number,
+    accept: AcceptStored,
+  ): Promise<StoredToken | undefined> {
+    // Listening starts before the reads, so a `refreshed` message that lands between the failed
+    // lock attempt and the wait is never missed.
+    const stopListening = new AbortController();
+    const signal = AbortSignal.any([this.#closeController.signal, stopListening.signal]);
+    const refreshed = this.#subscription.nextRefreshed(
+      Math.min(maxWaitMs, LOCK_CHECK_INTERVAL_MS),
+      signal,
+    );
     try {
-      const lockPttlMs = await this.#store.lockPttl();
-      const waitMs = Math.min(maxWaitMs, LOCK_CHECK_INTERVAL_MS, Math.max(lockPttlMs, 10));
-      this.#logger.debug({ waitMs }, 'waiting for another pod to refresh');
-      await this.#subscription.nextRefreshed(waitMs, this.#closeController.signal);
+      const [lockPttlMs, stored] = await Promise.all([this.#store.lockPttl(), this.#store.read()]);
+      const entry = this.#entryFromStore(stored, performance.now());
+      const settled = entry !== undefined && accept(entry, performance.now());
+      if (settled || lockPttlMs === 0 || maxWaitMs <= 0) {
+        return stored;
+      }
+
+      this.#logger.debug({ lockPttlMs }, 'waiting for another pod to refresh');
+      await Promise.race([refreshed, sleep(Math.min(lockPttlMs, maxWaitMs), signal)]);
       return await this.#store.read();
     } catch (error) {
       if (error instanceof RedisUnavailableError) {
@@ -513,6 +575,8 @@ class FleetTokenCache extends EventEmitter<TokenCacheEvents> implements TokenCac
         return undefined;
       }
       throw error;
+    } finally {
+      stopListening.abort();
     }
   }
 
@@ -646,9 +710,11 @@ class FleetTokenCache extends EventEmitter<TokenCacheEvents> implements TokenCac
 
     if (lifetimeMs === 0) {
       const error = new InvalidTokenResponseError(
-        `token endpoint returned a token with no usable life (expires_in ${Math.round(grant.expiresInMs) / 1000} s, options.skewMs ${this.#options.skewMs})`,
+        `token endpoint returned a token with no usable life (${Math.max(0, Math.round(grant.expiresInMs))} ms left after the request, options.skewMs ${this.#options.skewMs})`,
         { status: 200, reason: 'expires_in leaves no usable life' },
       );
+      this.#logger.warn({ err: error, reason, generation }, 'token refresh failed');
+      this.emit('refreshFailed', { reason, err: error });
       // The same token again means the endpoint reuses it until its real end: ask again then.
       const cooldownMs = same
         ? Math.max(0, grant.expiresInMs) + EXPIRES_IN_RESOLUTION_MS

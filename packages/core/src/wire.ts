@@ -16,6 +16,9 @@ import type { TokenGrant } from './provider.js';
  */
 export const DEFAULT_RETRY_AFTER_MS = 30_000;
 
+/** Shortest wait after a 429, in milliseconds, whatever `Retry-After` says. */
+export const MIN_RATE_LIMIT_WAIT_MS = 1_000;
+
 /**
  * Upper bound of any wait taken from `Retry-After`: a misconfigured or hostile endpoint cannot
  * stop the fleet for hours. A 10-minute pause is still shorter than a staging token's 1-hour life.
@@ -188,7 +191,8 @@ export async function processTokenResponse(
 
   const retryAfterMs = parseRetryAfter(response.headers.get('retry-after'), Date.now());
   if (status === 429) {
-    const waitMs = retryAfterMs ?? DEFAULT_RETRY_AFTER_MS;
+    // `Retry-After` counts whole seconds, so 0 means "within a second", not "at once".
+    const waitMs = Math.max(MIN_RATE_LIMIT_WAIT_MS, retryAfterMs ?? DEFAULT_RETRY_AFTER_MS);
     const source =
       retryAfterMs === undefined ? 'no valid Retry-After, default wait' : 'Retry-After';
     throw new RateLimitedError(

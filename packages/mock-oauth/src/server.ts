@@ -165,7 +165,13 @@ class HttpMockOAuthServer implements MockOAuthServer {
 
   setFaults(faults: MockOAuthFaults): void {
     this.faults.set(faults);
-    this.logger.info({ faults: this.faults.current() }, 'faults set');
+    // Names only: a `body` fault may hold anything, secrets included.
+    const current = this.faults.current();
+    const names = [...Object.keys(current).filter((name) => name !== 'resource')];
+    for (const name of Object.keys(current.resource ?? {})) {
+      names.push(`resource.${name}`);
+    }
+    this.logger.info({ faults: names }, 'faults set');
   }
 
   clearFaults(): void {

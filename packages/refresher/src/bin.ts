@@ -32,11 +32,17 @@ const REDACT_PATHS = [
 
 async function main(): Promise<void> {
   const { config, providers } = readConfigOrExit();
-  const logger = pino({
-    name: 'tokenfleet-refresher',
-    level: config.logLevel,
-    redact: { paths: REDACT_PATHS, censor: '[redacted]' },
-  });
+  // Synchronous writes: with pino's default asynchronous stdout, the flush at process.exit() can
+  // write the last lines before a write still in flight, or drop that write, so the shutdown
+  // steps would show out of order or not at all.
+  const logger = pino(
+    {
+      name: 'tokenfleet-refresher',
+      level: config.logLevel,
+      redact: { paths: REDACT_PATHS, censor: '[redacted]' },
+    },
+    pino.destination({ dest: 1, sync: true }),
+  );
   // Node would print the rejection as plain text and exit; this keeps the log line in JSON.
   process.on('unhandledRejection', (err) => {
     logger.fatal({ err }, 'unhandled rejection; exiting');

@@ -79,10 +79,12 @@ export function readConfig(
   if (!/^rediss?:\/\//.test(redisUrl)) {
     throw invalidVariable('TOKENFLEET_REDIS_URL', 'must start with redis:// or rediss://');
   }
-  const logLevel = read('LOG_LEVEL') ?? DEFAULT_ENV.LOG_LEVEL;
+  // TOKENFLEET_LOG_LEVEL matches the CLI's variable; LOG_LEVEL is the common container convention.
+  const logLevelVariable = read('TOKENFLEET_LOG_LEVEL') === undefined ? 'LOG_LEVEL' : 'TOKENFLEET_LOG_LEVEL';
+  const logLevel = read(logLevelVariable) ?? DEFAULT_ENV.LOG_LEVEL;
   if (!LOG_LEVELS.has(logLevel)) {
     throw invalidVariable(
-      'LOG_LEVEL',
+      logLevelVariable,
       `must be one of ${[...LOG_LEVELS].join(', ')} (received "${logLevel}")`,
     );
   }
