@@ -1,6 +1,6 @@
 #!/usr/bin/env -S node --import tsx
-// NOTE: the shebang runs the TypeScript source through tsx, which the workspace root provides.
-// A published build needs a plain `node` shebang on dist/bin.js; change it when a build step exists.
+// NOTE: the shebang runs the TypeScript source through tsx, which the workspace root provides;
+// the build rewrites it to a plain node shebang in dist/bin.js.
 import { pino } from 'pino';
 import { CliUsageError, parseCliConfig, USAGE } from './cli-config.js';
 import { startMockOAuthServer } from './server.js';
