@@ -72,7 +72,7 @@ describe('pnpm build', () => {
     const luaFiles = [
       'delete-token-if-hash-1.lua',
       'read-token-2.lua',
-      'write-token-if-newer-1.lua',
+      'write-token-if-current-2.lua',
     ];
     for (const file of luaFiles) {
       expect(existsSync(join(packageDir('core'), 'dist', 'lua', file))).toBe(true);

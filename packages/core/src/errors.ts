@@ -13,7 +13,8 @@ export type TokenfleetErrorCode =
   | 'TOKENFLEET_TOKEN_ENDPOINT_TIMEOUT'
   | 'TOKENFLEET_INVALID_TOKEN_RESPONSE'
   | 'TOKENFLEET_LOCK_TIMEOUT'
-  | 'TOKENFLEET_CLOSED';
+  | 'TOKENFLEET_CLOSED'
+  | 'TOKENFLEET_REDIS_UNAVAILABLE';
 
 /**
  * Base class of every tokenfleet error. It never holds a secret or a token: the message, the code

@@ -41,6 +41,9 @@ interface RedlockModule {
 
 const redlock = createRequire(import.meta.url)('redlock') as RedlockModule;
 
+/** Share of the lock TTL that Redlock subtracts from a lease's validity for clock drift. */
+export const LOCK_DRIFT_FACTOR = 0.01;
+
 /** A held fleet lock. */
 export interface LockLease {
   /** Validity left, in milliseconds, by the local clock and Redlock's drift allowance. */
@@ -71,7 +74,7 @@ export function createRedlockFleetLock(
   timeoutMs: number,
 ): FleetLock {
   // retryCount 0: the cache waits for the holder's `refreshed` message itself instead of polling.
-  const instance = new redlock.default(clients, { retryCount: 0, driftFactor: 0.01 });
+  const instance = new redlock.default(clients, { retryCount: 0, driftFactor: LOCK_DRIFT_FACTOR });
 
   return {
     async tryAcquire(resource, ttlMs) {

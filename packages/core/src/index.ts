@@ -39,6 +39,11 @@ export {
   type QuiqupOptions,
   quiqup,
 } from './providers/quiqup.js';
+export {
+  RedisUnavailableError,
+  type SanitizedRedisError,
+  sanitizeRedisError,
+} from './redis-store.js';
 export { createSealer, deriveSealingKey, type Sealer, type SealingKey } from './seal.js';
 export { createTokenCache } from './token-cache.js';
 export type * from './token-cache-types.js';

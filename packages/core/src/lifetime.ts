@@ -29,6 +29,16 @@ export function storedLifetimeMs(remainingMs: number, skewMs: number): number {
   return lifetimeMs >= 1 ? lifetimeMs : 0;
 }
 
+/**
+ * Computes the PX of a token that the endpoint handed back unchanged, with `remainingMs` of
+ * stated life. The margin stays whole instead of shrinking with the life, so the cache does not
+ * ask again and again as the end nears; with no usable life left it returns 0.
+ */
+export function reusedLifetimeMs(remainingMs: number, marginMs: number): number {
+  const lifetimeMs = Math.min(Math.floor(remainingMs - marginMs), MAX_STORED_LIFETIME_MS);
+  return lifetimeMs >= 1 ? lifetimeMs : 0;
+}
+
 /** What the cooldown key holds: enough to raise the same kind of error on every pod. */
 interface CooldownValue {
   code: string;

@@ -1,8 +1,10 @@
 import type { Cluster, Redis } from 'ioredis';
 import type { Logger } from 'pino';
 import type { Registry } from 'prom-client';
+import { LOCK_DRIFT_FACTOR } from './fleet-lock.js';
 import type { TokenProvider } from './provider.js';
-import type { SealingKey } from './seal.js';
+import { type SealingKey, validateSealingKeys } from './seal.js';
+import { MAX_TIMER_DELAY_MS } from './timers.js';
 import type { RenewalScheduler } from './token-cache-types.js';
 
 /** A lifetime-dependent margin: takes the token's stored life in milliseconds, returns milliseconds. */
@@ -40,8 +42,10 @@ export interface TokenCacheOptions {
    */
   refreshAheadMs?: number | MarginFunction;
   /**
-   * TTL of the fleet refresh lock, in milliseconds. Default 30000. Must exceed
-   * `requestTimeoutMs` by at least 1000 ms, so a token request never outlives the lock.
+   * TTL of the fleet refresh lock, in milliseconds. Default 30000. After Redlock's clock drift
+   * allowance (1% of the TTL plus 2 ms) it must still exceed `requestTimeoutMs` by at least
+   * 1000 ms, so a token request never outlives the lock: 6063 is the smallest value for a
+   * 5000 ms request timeout.
    */
   lockTtlMs?: number;
   /** Timeout of one token request, in milliseconds. Default 10000. */
@@ -85,8 +89,14 @@ export const DEFAULT_TOKEN_CACHE_OPTIONS = Object.freeze({
   retry: Object.freeze({ attempts: 3, baseDelayMs: 250, maxDelayMs: 5_000 }),
 });
 
-/** Smallest gap between `lockTtlMs` and `requestTimeoutMs`, for the lock round trips. */
+/**
+ * Lock validity, in milliseconds, that must remain beyond `requestTimeoutMs` once Redlock's drift
+ * allowance is taken off `lockTtlMs`: it covers the round trips to take and check the lock.
+ */
 export const MIN_LOCK_MARGIN_MS = 1_000;
+
+/** Milliseconds that Redlock adds to its drift allowance for the 1 ms precision of Redis expiry. */
+const LOCK_DRIFT_EXTRA_MS = 2;
 
 /** Share of a token's stored life that the default refresh-ahead margin takes. */
 const DEFAULT_REFRESH_AHEAD_SHARE = 0.2;
@@ -135,6 +145,7 @@ export function resolveTokenCacheOptions(options: TokenCacheOptions): ResolvedTo
   if (!options.provider || typeof options.provider.requestToken !== 'function') {
     throw invalidArgType('options.provider', 'a token provider such as quiqup()', options.provider);
   }
+  assertOptionalObjects(options);
 
   const defaults = DEFAULT_TOKEN_CACHE_OPTIONS;
   const keyPrefix = options.keyPrefix ?? defaults.keyPrefix;
@@ -146,31 +157,25 @@ export function resolveTokenCacheOptions(options: TokenCacheOptions): ResolvedTo
     );
   }
 
-  const skewMs = nonNegativeInteger('options.skewMs', options.skewMs, defaults.skewMs);
-  const requestTimeoutMs = positiveInteger(
+  const skewMs = nonNegativeDelayMs('options.skewMs', options.skewMs, defaults.skewMs);
+  const requestTimeoutMs = positiveDelayMs(
     'options.requestTimeoutMs',
     options.requestTimeoutMs,
     defaults.requestTimeoutMs,
   );
-  const lockTtlMs = positiveInteger('options.lockTtlMs', options.lockTtlMs, defaults.lockTtlMs);
-  if (lockTtlMs < requestTimeoutMs + MIN_LOCK_MARGIN_MS) {
-    throw invalidArgValue(
-      'options.lockTtlMs',
-      `at least options.requestTimeoutMs + ${MIN_LOCK_MARGIN_MS} (${requestTimeoutMs + MIN_LOCK_MARGIN_MS})`,
-      lockTtlMs,
-    );
-  }
-  const lockWaitTimeoutMs = positiveInteger(
+  const lockTtlMs = positiveDelayMs('options.lockTtlMs', options.lockTtlMs, defaults.lockTtlMs);
+  assertLockOutlivesRequest(lockTtlMs, requestTimeoutMs);
+  const lockWaitTimeoutMs = positiveDelayMs(
     'options.lockWaitTimeoutMs',
     options.lockWaitTimeoutMs,
-    lockTtlMs + requestTimeoutMs,
+    Math.min(lockTtlMs + requestTimeoutMs, MAX_TIMER_DELAY_MS),
   );
-  const redisTimeoutMs = positiveInteger(
+  const redisTimeoutMs = positiveDelayMs(
     'options.redisTimeoutMs',
     options.redisTimeoutMs,
     defaults.redisTimeoutMs,
   );
-  const rejectedClientCooldownMs = nonNegativeInteger(
+  const rejectedClientCooldownMs = nonNegativeDelayMs(
     'options.rejectedClientCooldownMs',
     options.rejectedClientCooldownMs,
     defaults.rejectedClientCooldownMs,
@@ -188,11 +193,83 @@ export function resolveTokenCacheOptions(options: TokenCacheOptions): ResolvedTo
     redisTimeoutMs,
     rejectedClientCooldownMs,
     retry: resolveRetry(options.retry),
-    sealingKeys: options.sealingKeys ? [...options.sealingKeys] : undefined,
+    sealingKeys: resolveSealingKeys(options.sealingKeys),
     renewal: options.renewal,
     logger: options.logger,
     metricsRegistry: options.metricsRegistry,
   };
+}
+
+/**
+ * Checks the options that must be objects of a given shape when they are set. A wrong one would
+ * otherwise fail later, in a background step, with an error that does not name the option.
+ */
+function assertOptionalObjects(options: TokenCacheOptions): void {
+  const { retry, renewal, metricsRegistry } = options;
+  if (retry !== undefined && (retry === null || typeof retry !== 'object')) {
+    throw invalidArgType('options.retry', 'an object', retry);
+  }
+  if (renewal !== undefined && typeof renewal?.scheduleRenewal !== 'function') {
+    throw invalidArgType(
+      'options.renewal',
+      'an object with a scheduleRenewal() method, such as createRenewalQueue()',
+      renewal,
+    );
+  }
+  if (
+    metricsRegistry !== undefined &&
+    (typeof metricsRegistry?.registerMetric !== 'function' ||
+      typeof metricsRegistry.getSingleMetric !== 'function')
+  ) {
+    throw invalidArgType('options.metricsRegistry', 'a prom-client Registry', metricsRegistry);
+  }
+}
+
+/**
+ * Throws unless the lock still has `MIN_LOCK_MARGIN_MS` beyond `requestTimeoutMs` after Redlock's
+ * drift allowance. Redlock 5.0.0-beta.2 rounds the allowance, and rounding up here never
+ * overestimates the validity it leaves.
+ */
+function assertLockOutlivesRequest(lockTtlMs: number, requestTimeoutMs: number): void {
+  const requiredMs = requestTimeoutMs + MIN_LOCK_MARGIN_MS;
+  if (lockValidityMs(lockTtlMs) >= requiredMs) {
+    return;
+  }
+
+  const smallestTtlMs = smallestLockTtlMs(requiredMs);
+  const reason = `exceeds options.requestTimeoutMs by ${MIN_LOCK_MARGIN_MS} ms after Redlock's clock drift allowance of ${LOCK_DRIFT_FACTOR * 100}% + ${LOCK_DRIFT_EXTRA_MS} ms`;
+  if (smallestTtlMs > MAX_TIMER_DELAY_MS) {
+    const longestRequestMs = lockValidityMs(MAX_TIMER_DELAY_MS) - MIN_LOCK_MARGIN_MS;
+    throw invalidArgValue(
+      'options.requestTimeoutMs',
+      `at most ${longestRequestMs}, so that an options.lockTtlMs of at most ${MAX_TIMER_DELAY_MS} ${reason}`,
+      requestTimeoutMs,
+    );
+  }
+  throw invalidArgValue(
+    'options.lockTtlMs',
+    `at least ${smallestTtlMs}, so that it ${reason}`,
+    lockTtlMs,
+  );
+}
+
+/** Validity that Redlock grants a lock of `lockTtlMs`, in milliseconds, before any round trip. */
+function lockValidityMs(lockTtlMs: number): number {
+  return lockTtlMs - Math.ceil(lockTtlMs * LOCK_DRIFT_FACTOR) - LOCK_DRIFT_EXTRA_MS;
+}
+
+/** Returns the smallest lock TTL whose validity is at least `requiredMs`. */
+function smallestLockTtlMs(requiredMs: number): number {
+  // The estimate lands within a millisecond or two of the answer because lockValidityMs only
+  // rounds, and both loops walk the rest of the way.
+  let ttlMs = Math.ceil((requiredMs + LOCK_DRIFT_EXTRA_MS) / (1 - LOCK_DRIFT_FACTOR));
+  while (lockValidityMs(ttlMs - 1) >= requiredMs) {
+    ttlMs -= 1;
+  }
+  while (lockValidityMs(ttlMs) < requiredMs) {
+    ttlMs += 1;
+  }
+  return ttlMs;
 }
 
 function resolveRefreshAhead(value: number | MarginFunction | undefined): MarginFunction {
@@ -202,24 +279,39 @@ function resolveRefreshAhead(value: number | MarginFunction | undefined): Margin
   if (typeof value === 'function') {
     return value;
   }
-  const fixedMs = nonNegativeInteger('options.refreshAheadMs', value, 0);
+  if (typeof value !== 'number') {
+    throw invalidArgType(
+      'options.refreshAheadMs',
+      'a number of milliseconds or a function of the stored life',
+      value,
+    );
+  }
+  const fixedMs = nonNegativeDelayMs('options.refreshAheadMs', value, 0);
   return () => fixedMs;
 }
 
 function resolveRetry(retry: RetryOptions | undefined): Required<RetryOptions> {
   const defaults = DEFAULT_TOKEN_CACHE_OPTIONS.retry;
   const attempts = positiveInteger('options.retry.attempts', retry?.attempts, defaults.attempts);
-  const baseDelayMs = nonNegativeInteger(
+  const baseDelayMs = nonNegativeDelayMs(
     'options.retry.baseDelayMs',
     retry?.baseDelayMs,
     defaults.baseDelayMs,
   );
-  const maxDelayMs = nonNegativeInteger(
+  const maxDelayMs = nonNegativeDelayMs(
     'options.retry.maxDelayMs',
     retry?.maxDelayMs,
     defaults.maxDelayMs,
   );
   return { attempts, baseDelayMs, maxDelayMs };
+}
+
+function resolveSealingKeys(keys: SealingKey[] | undefined): SealingKey[] | undefined {
+  if (keys === undefined) {
+    return undefined;
+  }
+  validateSealingKeys(keys, 'options.sealingKeys');
+  return [...keys];
 }
 
 function nonNegativeInteger(path: string, value: number | undefined, fallback: number): number {
@@ -241,6 +333,28 @@ function positiveInteger(path: string, value: number | undefined, fallback: numb
     throw invalidArgValue(path, 'a positive integer', value);
   }
   return resolved;
+}
+
+/** A delay in milliseconds that a Node.js timer can wait for: 0 to `MAX_TIMER_DELAY_MS`. */
+function nonNegativeDelayMs(path: string, value: number | undefined, fallback: number): number {
+  return assertTimerDelay(path, nonNegativeInteger(path, value, fallback));
+}
+
+/** A delay in milliseconds that a Node.js timer can wait for: 1 to `MAX_TIMER_DELAY_MS`. */
+function positiveDelayMs(path: string, value: number | undefined, fallback: number): number {
+  return assertTimerDelay(path, positiveInteger(path, value, fallback));
+}
+
+function assertTimerDelay(path: string, delayMs: number): number {
+  // Node.js replaces a longer timer delay with 1 ms, so the wait would end at once.
+  if (delayMs > MAX_TIMER_DELAY_MS) {
+    throw invalidArgValue(
+      path,
+      `at most ${MAX_TIMER_DELAY_MS} (2^31 - 1 ms, the longest delay of a Node.js timer)`,
+      delayMs,
+    );
+  }
+  return delayMs;
 }
 
 /** A `TypeError` with Node's `ERR_INVALID_ARG_TYPE` code. */

@@ -1,14 +1,77 @@
 import { readFileSync } from 'node:fs';
 import { performance } from 'node:perf_hooks';
 import type { Cluster, Redis } from 'ioredis';
+import { TokenfleetError } from './errors.js';
 import type { TokenKeys } from './keys.js';
 
-/** A Redis command failed or did not answer in time; the cache degrades instead of failing. */
-export class RedisUnavailableError extends Error {
-  constructor(message: string, options?: { cause?: unknown }) {
-    super(message, options);
-    this.name = 'RedisUnavailableError';
+/**
+ * A Redis command failed or did not answer in time. The cache degrades instead of failing, and
+ * `status()` raises it. `cause` is a copy made by {@link sanitizeRedisError}, never the client's
+ * own error, because ioredis attaches the command's arguments to its errors, an AUTH password
+ * among them.
+ */
+export class RedisUnavailableError extends TokenfleetError {
+  /**
+   * The error code that Redis or the socket returned, such as `NOPERM`, `WRONGPASS` or
+   * `ECONNREFUSED`, or `undefined` after a timeout.
+   */
+  readonly redisCode: string | undefined;
+
+  constructor(message: string, details: { cause?: unknown } = {}) {
+    const cause = details.cause === undefined ? undefined : sanitizeRedisError(details.cause);
+    super('TOKENFLEET_REDIS_UNAVAILABLE', message, cause === undefined ? undefined : { cause });
+    this.redisCode = cause?.code;
   }
+}
+
+/** A Redis or connection error reduced to fields that never hold a command argument. */
+export interface SanitizedRedisError extends Error {
+  /** The Redis error prefix (`NOPERM`, `WRONGPASS`, `ERR`) or the socket's code (`ECONNREFUSED`). */
+  code: string | undefined;
+  /** Name of the failed command, such as `evalsha` or `auth`, without its arguments. */
+  command: string | undefined;
+}
+
+/** Redis error replies start with an upper-case code word: `NOPERM this user has no …`. */
+const REPLY_CODE = /^([A-Z][A-Z0-9_]+) /;
+
+/** User info of a `redis://user:password@host` URL, in case a message quotes one. */
+const URL_CREDENTIALS = /(rediss?:\/\/)[^@\s/]*@/gi;
+
+/**
+ * Copies the name, message, code and command name of an error from ioredis or the socket into a
+ * new `Error`. The command's arguments, which can hold an AUTH password or a sealed token, and
+ * every other field stay behind, so the copy is safe to log and to keep as a `cause`.
+ */
+export function sanitizeRedisError(err: unknown): SanitizedRedisError {
+  const source = (typeof err === 'object' && err !== null ? err : {}) as {
+    name?: unknown;
+    message?: unknown;
+    code?: unknown;
+    stack?: unknown;
+    command?: { name?: unknown };
+  };
+  const name = typeof source.name === 'string' ? source.name : 'Error';
+  const rawMessage = typeof source.message === 'string' ? source.message : String(err);
+  const message = rawMessage.replace(URL_CREDENTIALS, '$1[redacted]@');
+  const code =
+    typeof source.code === 'string' || typeof source.code === 'number'
+      ? String(source.code)
+      : REPLY_CODE.exec(message)?.[1];
+  const command = typeof source.command?.name === 'string' ? source.command.name : undefined;
+
+  const copy = new Error(message) as SanitizedRedisError;
+  copy.name = name;
+  copy.code = code;
+  copy.command = command;
+  // Keep the original frames under a first line rebuilt from the cleaned message.
+  const frames = typeof source.stack === 'string' ? source.stack.split('\n').filter(isFrame) : [];
+  copy.stack = [`${name}: ${message}`, ...frames].join('\n');
+  return copy;
+}
+
+function isFrame(line: string): boolean {
+  return line.startsWith('    at ');
 }
 
 /** What one read of a token returns. */
@@ -33,10 +96,10 @@ interface ScriptDefinition {
 
 const SCRIPTS = {
   readToken: { name: 'tokenfleetReadToken', file: 'read-token-2.lua', numberOfKeys: 2 },
-  writeTokenIfNewer: {
-    name: 'tokenfleetWriteTokenIfNewer',
-    file: 'write-token-if-newer-1.lua',
-    numberOfKeys: 1,
+  writeTokenIfCurrent: {
+    name: 'tokenfleetWriteTokenIfCurrent',
+    file: 'write-token-if-current-2.lua',
+    numberOfKeys: 2,
   },
   deleteTokenIfHash: {
     name: 'tokenfleetDeleteTokenIfHash',
@@ -105,18 +168,19 @@ export class RedisTokenStore {
   }
 
   /**
-   * Stores `record` when `generation` is newer than the stored one and publishes `message`.
-   * Returns whether it was stored, and the generation that Redis holds afterwards.
+   * Stores `record` when `generation` is still the newest refresh attempt, and publishes
+   * `message`. Returns whether it was stored, and the counter's generation.
    */
-  async writeIfNewer(
+  async writeIfCurrent(
     generation: number,
     record: string,
     pxMs: number,
     message: string,
   ): Promise<{ written: boolean; storedGeneration: number }> {
     const reply = (await this.#run('write token', () =>
-      this.#script('tokenfleetWriteTokenIfNewer')(
+      this.#script('tokenfleetWriteTokenIfCurrent')(
         this.#keys.token,
+        this.#keys.generation,
         generation,
         record,
         pxMs,
@@ -187,7 +251,8 @@ export class RedisTokenStore {
       if (error instanceof RedisUnavailableError) {
         throw error;
       }
-      throw new RedisUnavailableError(`redis ${what} failed`, { cause: error });
+      const cause = sanitizeRedisError(error);
+      throw new RedisUnavailableError(describeRedisFailure(what, cause, this.#keys), { cause });
     } finally {
       clearTimeout(timer);
     }
@@ -205,4 +270,37 @@ function defineScripts(redis: Redis | Cluster): void {
       });
     }
   }
+}
+
+/**
+ * Builds the message of a failed Redis command: what failed, the Redis reply, and for a rejected
+ * login or a missing ACL permission what an operator has to change. Redis 7.0 reports an ACL
+ * rejection inside a script with the code `ERR` and its own wording, so the checks match the
+ * wording of both forms.
+ */
+function describeRedisFailure(what: string, error: SanitizedRedisError, keys: TokenKeys): string {
+  const failed = `redis ${what} failed (${error.message})`;
+  const prefix = keys.token.slice(0, keys.token.indexOf(':{'));
+  const text = error.message;
+
+  if (error.code === 'WRONGPASS' || error.code === 'NOAUTH') {
+    return `${failed}: Redis rejected the login, so check the user name and password in the Redis URL or the ioredis options`;
+  }
+  if (/permissions to access one of the channels|can't publish to the channel/.test(text)) {
+    return `${failed}: the Redis user has no ACL permission for channel ${keys.events}, which tokenfleet needs for PUBLISH and SUBSCRIBE, so grant it with the ACL rule "&${prefix}:*"`;
+  }
+  if (/permissions to access one of the keys|can't access at least one of the keys/.test(text)) {
+    return `${failed}: the Redis user has no ACL permission for the keys ${prefix}:*, so grant it with the ACL rule "~${prefix}:*"`;
+  }
+  const command = /permissions to run the '([^']+)' command/.exec(text)?.[1];
+  if (command !== undefined) {
+    return `${failed}: the Redis user has no ACL permission for the ${command.toUpperCase()} command, so allow it with "+${command}" or its category (tokenfleet uses commands of +@read, +@write, +@scripting and +@pubsub)`;
+  }
+  if (/can't run this command or subcommand/.test(text)) {
+    return `${failed}: the Redis user has no ACL permission for a command that the ${what} script calls (TYPE, GET, SET, DEL, PTTL or PUBLISH), so allow the categories +@read, +@write and +@pubsub`;
+  }
+  if (error.code === 'NOPERM') {
+    return `${failed}: the Redis user lacks an ACL permission that tokenfleet needs`;
+  }
+  return failed;
 }

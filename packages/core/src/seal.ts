@@ -68,18 +68,22 @@ export function deriveSealingKey(secret: string, tokenId: string): SealingKey {
 /**
  * Throws a `TypeError` (code `ERR_INVALID_ARG_TYPE` or `ERR_INVALID_ARG_VALUE`) unless `keys` is a
  * non-empty array of keys of exactly 32 bytes with distinct, non-empty ids that contain no `.`.
+ * Messages name the array as `name`, such as `options.sealingKeys[1].key`.
  */
-export function validateSealingKeys(keys: readonly SealingKey[]): void {
+export function validateSealingKeys(keys: readonly SealingKey[], name = 'keys'): void {
   if (!Array.isArray(keys)) {
-    throw invalidArgument('ERR_INVALID_ARG_TYPE', '"keys" must be an array of sealing keys');
+    throw invalidArgument('ERR_INVALID_ARG_TYPE', `"${name}" must be an array of sealing keys`);
   }
   if (keys.length === 0) {
-    throw invalidArgument('ERR_INVALID_ARG_VALUE', '"keys" must contain at least one sealing key');
+    throw invalidArgument(
+      'ERR_INVALID_ARG_VALUE',
+      `"${name}" must contain at least one sealing key`,
+    );
   }
 
   const seenIds = new Set<string>();
   keys.forEach((entry: SealingKey | undefined, index) => {
-    const path = `keys[${index}]`;
+    const path = `${name}[${index}]`;
     if (typeof entry !== 'object' || entry === null) {
       throw invalidArgument('ERR_INVALID_ARG_TYPE', `"${path}" must be an object with id and key`);
     }

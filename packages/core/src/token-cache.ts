@@ -14,7 +14,12 @@ import {
 import { createRedlockFleetLock, type FleetLock, type LockLease } from './fleet-lock.js';
 import { readTokenStatus } from './inspect-tokens.js';
 import { buildTokenKeys, computeTokenId, hashToken, type TokenKeys } from './keys.js';
-import { cooldownError, encodeCooldown, storedLifetimeMs } from './lifetime.js';
+import {
+  cooldownError,
+  encodeCooldown,
+  reusedLifetimeMs,
+  storedLifetimeMs,
+} from './lifetime.js';
 import { type CacheMetrics, type CacheMetricsSource, cacheMetricsFor } from './metrics.js';
 import {
   type ResolvedTokenCacheOptions,
@@ -54,6 +59,12 @@ const EXPIRES_IN_RESOLUTION_MS = 1_000;
 
 /** Shortest fleet cooldown after a 429: `Retry-After` counts whole seconds, so 0 is under a second. */
 const MIN_RATE_LIMIT_COOLDOWN_MS = 1_000;
+
+/**
+ * How long an invalidated token stays refused in this process: longer than any read that may
+ * still carry it (a read is bounded by redisTimeoutMs).
+ */
+const INVALIDATED_TOKEN_MEMORY_MS = 10 * 60_000;
 
 /** First back-off after a failed background refresh, doubled up to `retry.maxDelayMs`. */
 const BACKGROUND_RETRY_BASE_MS = 1_000;
@@ -142,6 +153,12 @@ class FleetTokenCache extends EventEmitter<TokenCacheEvents> implements TokenCac
   #backgroundFailures = 0;
   #redisRetryAt = 0;
   #degraded = false;
+  #redisProbe: Promise<void> | undefined;
+  /** The last cooldown this pod started, kept in memory too so that it holds while Redis is down. */
+  #localCooldown: { until: number; value: string } | undefined;
+  /** Hashes of invalidated tokens, with the monotonic time until which no read may bring them back. */
+  readonly #invalidatedHashes = new Map<string, number>();
+  readonly #pendingRenewals = new Set<Promise<void>>();
   #overdueWarnedGeneration = -1;
   #closed = false;
 
@@ -277,9 +294,7 @@ class FleetTokenCache extends EventEmitter<TokenCacheEvents> implements TokenCac
     }
 
     const hash = hashToken(token);
-    if (this.#memory?.hash === hash) {
-      this.#memory = undefined;
-    }
+    this.#forgetToken(hash);
 
     let deleted = false;
     try {
@@ -355,6 +370,11 @@ class FleetTokenCache extends EventEmitter<TokenCacheEvents> implements TokenCac
 
     await Promise.allSettled([this.#flight, this.#backgroundRefresh]);
     await Promise.allSettled(this.#pendingReleases);
+    await Promise.race([
+      Promise.allSettled(this.#pendingRenewals),
+      sleep(this.#options.redisTimeoutMs, undefined, { unref: true }),
+    ]);
+    await this.#redisProbe;
     await this.#subscription.close();
     if (this.#ownsRedis) {
       await this.#redis.quit().catch(() => this.#redis.disconnect());
@@ -370,6 +390,14 @@ class FleetTokenCache extends EventEmitter<TokenCacheEvents> implements TokenCac
     const now = performance.now();
     const memory = this.#memory;
 
+    // While Redis is failing, a usable token in memory is served at once and one background
+    // read finds out when Redis is back, so no caller waits for a frozen Redis.
+    if (this.#degraded && memory !== undefined && now < memory.deadline) {
+      if (now >= this.#redisRetryAt) {
+        this.#probeRedis();
+      }
+      return this.#serveWithoutRedis(memory, now);
+    }
     if (now < this.#redisRetryAt) {
       return this.#serveWithoutRedis(memory, now);
     }
@@ -423,6 +451,10 @@ class FleetTokenCache extends EventEmitter<TokenCacheEvents> implements TokenCac
     const token = record === undefined ? undefined : this.#sealer.open(record.s);
     if (record === undefined || token === undefined || hashToken(token) !== record.h) {
       this.#logger.warn('stored token record is unreadable, treating it as missing');
+      return undefined;
+    }
+    if (this.#isInvalidated(record.h, now)) {
+      // A read answered after invalidate() may still carry the token it deleted.
       return undefined;
     }
     // The PTTL was read at some point of the round trip; counting from its start keeps the
@@ -703,16 +735,23 @@ class FleetTokenCache extends EventEmitter<TokenCacheEvents> implements TokenCac
     const receivedAt = performance.now();
     const hash = hashToken(grant.accessToken);
     const same = previous?.hash === hash || this.#memory?.hash === hash;
-    // An endpoint that reuses tokens hands this one back until its real end, so a margin would
-    // only bring the next request forward to get it once more: it is kept to its stated end.
+    // An endpoint that reuses tokens hands this one back until its real end, so the full margin
+    // would only bring the next request forward to get it once more. It keeps one second, since
+    // `expires_in` is rounded to whole seconds (Doorkeeper rounds to the nearest one).
     // `expiresInMs` already has the request's duration taken off (see #requestToken).
-    const lifetimeMs = storedLifetimeMs(grant.expiresInMs, same ? 0 : this.#options.skewMs);
+    const lifetimeMs = same
+      ? reusedLifetimeMs(
+          grant.expiresInMs,
+          Math.min(this.#options.skewMs, EXPIRES_IN_RESOLUTION_MS),
+        )
+      : storedLifetimeMs(grant.expiresInMs, this.#options.skewMs);
 
     if (lifetimeMs === 0) {
       const error = new InvalidTokenResponseError(
         `token endpoint returned a token with no usable life (${Math.max(0, Math.round(grant.expiresInMs))} ms left after the request, options.skewMs ${this.#options.skewMs})`,
         { status: 200, reason: 'expires_in leaves no usable life' },
       );
+      this.#metrics?.countRefresh(this.id, reason, 'failure');
       this.#logger.warn({ err: error, reason, generation }, 'token refresh failed');
       this.emit('refreshFailed', { reason, err: error });
       // The same token again means the endpoint reuses it until its real end: ask again then.
@@ -746,7 +785,7 @@ class FleetTokenCache extends EventEmitter<TokenCacheEvents> implements TokenCac
     const message = JSON.stringify({ type: 'refreshed', g: generation, px: pxMs, record: value });
     let outcome: { written: boolean; storedGeneration: number };
     try {
-      outcome = await this.#store.writeIfNewer(generation, value, pxMs, message);
+      outcome = await this.#store.writeIfCurrent(generation, value, pxMs, message);
     } catch (error) {
       if (!(error instanceof RedisUnavailableError)) {
         throw error;
@@ -765,16 +804,23 @@ class FleetTokenCache extends EventEmitter<TokenCacheEvents> implements TokenCac
         { generation, storedGeneration },
         'token write rejected by a newer generation',
       );
-      const entry = this.#entryFromStore(await this.#store.read(), performance.now());
+      // The newer attempt may still be waiting for its answer: wait for it as any lock waiter.
+      const stored = await this.#waitForOtherPod(this.#options.lockWaitTimeoutMs, (candidate) => {
+        return candidate.generation >= storedGeneration;
+      });
+      const entry =
+        stored === undefined ? undefined : this.#entryFromStore(stored, performance.now());
       if (entry === undefined) {
         throw new TokenEndpointError(
-          'token write lost to a newer generation that is no longer stored',
+          `token write lost to generation ${storedGeneration}, which stored no token in time`,
         );
       }
       this.#remember(entry, this.#subscription.epoch);
       return { entry, source: 'redis' };
     }
 
+    // The endpoint issued this token again, so an earlier 401 for it no longer applies.
+    this.#invalidatedHashes.delete(hash);
     const entry = this.#buildEntry(grant.accessToken, record, lifetimeMs, receivedAt);
     this.#remember(entry, this.#subscription.epoch);
     this.#metrics?.countRefresh(this.id, reason, 'success');
@@ -846,6 +892,7 @@ class FleetTokenCache extends EventEmitter<TokenCacheEvents> implements TokenCac
   async #startCooldown(error: TokenfleetError, pxMs: number): Promise<void> {
     cooledDown.add(error);
     const cooldownMs = Math.max(1, Math.ceil(pxMs));
+    this.#localCooldown = { until: performance.now() + cooldownMs, value: encodeCooldown(error) };
     try {
       await this.#store.setCooldown(
         encodeCooldown(error),
@@ -864,13 +911,29 @@ class FleetTokenCache extends EventEmitter<TokenCacheEvents> implements TokenCac
       return;
     }
     const delayMs = Math.max(0, Math.round(entry.renewalDueAt - performance.now()));
+    const scheduled = scheduler.scheduleRenewal({
+      tokenId: this.id,
+      generation: entry.generation,
+      delayMs,
+      remainingMs: lifetimeMs,
+    });
+    // A scheduler on a frozen Redis must not hold the caller: wait at most redisTimeoutMs, and
+    // let close() wait for what is still pending.
+    const tracked = scheduled.then(
+      () => undefined,
+      (err: unknown) => {
+        this.#logger.warn({ err, generation: entry.generation }, 'renewal job could not be added');
+      },
+    );
+    this.#pendingRenewals.add(tracked);
+    void tracked.finally(() => this.#pendingRenewals.delete(tracked));
     try {
-      await scheduler.scheduleRenewal({
-        tokenId: this.id,
-        generation: entry.generation,
-        delayMs,
-        remainingMs: lifetimeMs,
-      });
+      await Promise.race([
+        scheduled,
+        sleep(this.#options.redisTimeoutMs, undefined, { unref: true }).then(() => {
+          throw new Error(`renewal job not added within ${this.#options.redisTimeoutMs} ms`);
+        }),
+      ]);
     } catch (err) {
       // The sweep re-creates a missing job, and the lazy path renews without one.
       this.#logger.warn({ err, generation: entry.generation }, 'renewal job could not be added');
@@ -882,7 +945,18 @@ class FleetTokenCache extends EventEmitter<TokenCacheEvents> implements TokenCac
    * request per process. The token stays in memory only, as generation 0.
    */
   async #fetchWithoutRedis(reason: RefreshReason): Promise<FlightResult> {
-    const grant = await this.#requestToken(reason, 0);
+    const cooldown = this.#localCooldown;
+    const now = performance.now();
+    if (cooldown !== undefined && now < cooldown.until) {
+      throw cooldownError(cooldown.value, Math.ceil(cooldown.until - now));
+    }
+    let grant: TokenGrant;
+    try {
+      grant = await this.#requestToken(reason, 0);
+    } catch (error) {
+      await this.#startCooldownFor(error);
+      throw error;
+    }
     const lifetimeMs = storedLifetimeMs(grant.expiresInMs, this.#options.skewMs);
     if (lifetimeMs === 0) {
       throw new InvalidTokenResponseError('token endpoint returned a token with no usable life', {
@@ -912,6 +986,8 @@ class FleetTokenCache extends EventEmitter<TokenCacheEvents> implements TokenCac
     const entry = this.#buildEntry(accessToken, record, lifetimeMs, receivedAt);
     this.#memory = entry;
     this.#memoryVerified = false;
+    this.#metrics?.countRefresh(this.id, reason, 'success');
+    this.#metrics?.countHit(this.id, 'upstream');
     this.#logger.warn(
       { remainingMs: lifetimeMs },
       'token fetched without redis, held in this process only',
@@ -947,10 +1023,15 @@ class FleetTokenCache extends EventEmitter<TokenCacheEvents> implements TokenCac
       })
       .catch((err: unknown) => {
         this.#backgroundFailures += 1;
-        const delayMs = Math.min(
-          this.#options.retry.maxDelayMs,
+        // At least the base delay whatever retry.maxDelayMs says, and never before a cooldown or
+        // Retry-After ends: a background refresh must not become a polling loop.
+        const capMs = Math.max(this.#options.retry.maxDelayMs, BACKGROUND_RETRY_BASE_MS);
+        const backoffMs = Math.min(
+          capMs,
           BACKGROUND_RETRY_BASE_MS * 2 ** (this.#backgroundFailures - 1),
         );
+        const retryAfterMs = (err as { retryAfterMs?: unknown } | undefined)?.retryAfterMs;
+        const delayMs = Math.max(backoffMs, typeof retryAfterMs === 'number' ? retryAfterMs : 0);
         this.#nextBackgroundAttemptAt = performance.now() + delayMs;
         this.#logger.warn(
           { err, nextAttemptInMs: delayMs },
@@ -999,11 +1080,52 @@ class FleetTokenCache extends EventEmitter<TokenCacheEvents> implements TokenCac
       return;
     }
     if (message.type === 'invalidated' && typeof message.h === 'string') {
-      if (this.#memory?.hash === message.h) {
-        this.#memory = undefined;
+      const held = this.#memory?.hash === message.h;
+      this.#forgetToken(message.h);
+      if (held) {
         this.emit('invalidated', { origin: 'remote' });
       }
     }
+  }
+
+  /** Drops an invalidated token from memory and keeps reads from bringing it back. */
+  #forgetToken(hash: string): void {
+    if (this.#memory?.hash === hash) {
+      this.#memory = undefined;
+    }
+    const now = performance.now();
+    for (const [knownHash, until] of this.#invalidatedHashes) {
+      if (until <= now) {
+        this.#invalidatedHashes.delete(knownHash);
+      }
+    }
+    this.#invalidatedHashes.set(hash, now + INVALIDATED_TOKEN_MEMORY_MS);
+  }
+
+  #isInvalidated(hash: string, now: number): boolean {
+    const until = this.#invalidatedHashes.get(hash);
+    return until !== undefined && now < until;
+  }
+
+  /** Reads Redis once in the background to learn whether it is back. */
+  #probeRedis(): void {
+    if (this.#redisProbe !== undefined || this.#closed) {
+      return;
+    }
+    const epoch = this.#subscription.epoch;
+    this.#redisProbe = this.#store
+      .read()
+      .then((stored) => {
+        this.#onRedisSuccess();
+        const entry = this.#entryFromStore(stored, performance.now());
+        if (entry !== undefined) {
+          this.#remember(entry, epoch);
+        }
+      })
+      .catch((error: unknown) => this.#onRedisFailure(error))
+      .finally(() => {
+        this.#redisProbe = undefined;
+      });
   }
 
   #onRedisFailure(error: unknown): void {

@@ -1,6 +1,7 @@
 import { EventEmitter, once } from 'node:events';
 import type { Cluster, Redis } from 'ioredis';
 import type { Logger } from 'pino';
+import { sanitizeRedisError } from './redis-store.js';
 
 /** A message on a token's events channel, as published by the Lua scripts' callers. */
 export interface TokenEventMessage {
@@ -39,7 +40,7 @@ export class TokenSubscription {
     this.#refreshed.setMaxListeners(0);
     this.#subscriber = options.redis.duplicate();
     this.#subscriber.on('error', (err: Error) => {
-      options.logger.debug({ err }, 'redis subscriber connection error');
+      options.logger.debug({ err: sanitizeRedisError(err) }, 'redis subscriber connection error');
     });
     this.#subscriber.on('message', (channel: string, text: string) => this.#receive(channel, text));
     this.#subscriber.on('close', () => this.#lost());
@@ -91,7 +92,10 @@ export class TokenSubscription {
     try {
       await this.#subscriber.subscribe(this.#options.channel);
     } catch (err) {
-      this.#options.logger.debug({ err }, 'redis subscribe failed, retrying on reconnect');
+      this.#options.logger.debug(
+        { err: sanitizeRedisError(err) },
+        'redis subscribe failed, retrying on reconnect',
+      );
       return;
     }
     if (!this.#closed && !this.#subscribed) {

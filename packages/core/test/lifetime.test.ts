@@ -193,8 +193,9 @@ describe('getToken with an endpoint that reuses tokens', () => {
     const first = await fixture.getToken(pods[0]!);
     fixture.server.setFaults({ reuseToken: true });
 
-    // The refresh ahead at 2.5 s gets the same token with 1 s left. The request at its end gets
-    // it once more with 0 s left, and the one after that gets a new token.
+    // The refresh ahead at 2.5 s gets the same token with 1 s left, kept to that end less
+    // min(skewMs, 1 s) because Doorkeeper rounds expires_in. The request at its end gets it once
+    // more with no usable life, and the one after the stated end gets a new token.
     const { served, errors } = await callUntilNewToken(pods, first, startedAt, 7_000);
 
     const firstServed = served.filter((s) => s.token === first);
@@ -202,7 +203,7 @@ describe('getToken with an endpoint that reuses tokens', () => {
     expect(next).toBeDefined();
     expect(served.slice(firstServed.length).every((s) => s.token === next?.token)).toBe(true);
     expect(Math.max(...firstServed.map((s) => s.at))).toBeLessThan(4_000);
-    expect(Math.max(...firstServed.map((s) => s.at))).toBeGreaterThan(3_000);
+    expect(Math.max(...firstServed.map((s) => s.at))).toBeGreaterThan(2_500);
     for (const error of errors) {
       expect(error).toBeInstanceOf(TokenfleetError);
       expect(['TOKENFLEET_INVALID_TOKEN_RESPONSE', 'TOKENFLEET_TOKEN_ENDPOINT']).toContain(
