@@ -79,7 +79,7 @@ describe('benchmark smoke run', () => {
     it(
       'reaches the memory of all 4 pods',
       async () => {
-        const result = await runPropagation(context, { pods: 4, rounds: 2 });
+        const result = await runPropagation(context, { pods: 4, rounds: 2, diagnosticRounds: 1 });
 
         expect(result.missingTokenArrivals).toBe(0);
         expect(result.podsWithEveryToken).toBe(4);

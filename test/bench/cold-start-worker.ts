@@ -80,7 +80,7 @@ async function runRound(target: Pod, startAt: number, callers: number): Promise<
     } catch (err) {
       reply.errorCount += 1;
       if (reply.errors.length < ERRORS_KEPT) {
-        reply.errors.push(err instanceof Error ? `${err.name}: ${err.message}` : String(err));
+        reply.errors.push(describeError(err));
       }
     }
   };
@@ -89,6 +89,16 @@ async function runRound(target: Pod, startAt: number, callers: number): Promise<
   await Promise.all(Array.from({ length: callers }, call));
   reply.tokenHashes = [...hashes];
   return reply;
+}
+
+/** Names the error and, for a failed fetch, the network error code under it. */
+function describeError(err: unknown): string {
+  if (!(err instanceof Error)) {
+    return String(err);
+  }
+  const cause = err.cause as { code?: string; message?: string } | undefined;
+  const detail = cause === undefined ? '' : ` (${cause.code ?? cause.message})`;
+  return `${err.name}: ${err.message}${detail}`;
 }
 
 async function preparePod(

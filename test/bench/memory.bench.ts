@@ -15,7 +15,7 @@ const MIB = 2 ** 20;
 
 export interface MemoryOptions {
   tokens: number;
-  /** Pairs of pods, one without tokens and one with. */
+  /** Rounds; each starts one pod of every kind, one after another. */
   rounds: number;
 }
 
@@ -111,7 +111,7 @@ function buildSection(
         digits: 1,
       },
       {
-        name: `RSS, ${tokens} tokens`,
+        name: `RSS, ${tokens.toLocaleString('en-US')} tokens`,
         unit: 'MiB',
         summary: mib(full.map((r) => r.rssBytes)),
         digits: 1,

@@ -1,11 +1,14 @@
 // A pod of the propagation measurement: a warm tokenfleet cache and, on a connection of its own,
 // a bare ioredis subscriber. It records when each new token reaches its memory and when each bare
-// ping arrives, then reports both once the bench publishes `stop`.
+// ping arrives, then reports both once the bench publishes `stop`. After `watch-events` the bare
+// subscriber also listens on the cache's events channel, to time the `refreshed` message apart
+// from the cache that handles it.
 //
 // Environment: BENCH_REDIS_URL, BENCH_MOCK_URL, BENCH_KEY_PREFIX, BENCH_BARE_CHANNEL.
 import { createHash } from 'node:crypto';
+import { once } from 'node:events';
 import { setTimeout as sleep } from 'node:timers/promises';
-import { createTokenCache, quiqup } from '@tokenfleet/core';
+import { buildTokenKeys, createTokenCache, quiqup } from '@tokenfleet/core';
 import { DEFAULT_MOCK_OAUTH_OPTIONS } from '@tokenfleet/mock-oauth';
 import { Redis } from 'ioredis';
 import { reportResult, requireEnv } from '../harness/worker-io.js';
@@ -35,7 +38,9 @@ const cache = createTokenCache({
 });
 const subscriber = new Redis(redisUrl);
 
+const eventsChannel = buildTokenKeys(requireEnv('BENCH_KEY_PREFIX'), cache.id).events;
 const bare: ArrivalSample[] = [];
+const deliveries: ArrivalSample[] = [];
 const tokens: ArrivalSample[] = [];
 cache.on('refreshed', (event) => {
   if (event.origin === 'remote') {
@@ -45,16 +50,30 @@ cache.on('refreshed', (event) => {
 
 try {
   const stopped = new Promise<void>((resolve) => {
-    subscriber.on('message', (_channel: string, text: string) => {
+    subscriber.on('message', (channel: string, text: string) => {
+      if (channel === eventsChannel) {
+        const event = JSON.parse(text) as { type: string; g?: number };
+        if (event.type === 'refreshed' && typeof event.g === 'number') {
+          deliveries.push({ id: event.g, at: sharedNow() });
+        }
+        return;
+      }
       const message = JSON.parse(text) as BareMessage;
       const at = sharedNow();
       if (message.kind === 'ping') {
         bare.push({ id: message.seq, at });
+      } else if (message.kind === 'watch-events') {
+        void subscriber.subscribe(eventsChannel);
       } else {
         resolve();
       }
     });
   });
+  // A SUBSCRIBE sent before the connection is ready can break ioredis's ready check, which then
+  // sends INFO on a connection in subscriber mode.
+  if (subscriber.status !== 'ready') {
+    await once(subscriber, 'ready');
+  }
   await subscriber.subscribe(bareChannel);
   await warmUp();
   await emitLine('ready', { tokenId: cache.id });
@@ -63,6 +82,7 @@ try {
   const token = await cache.getToken();
   const result: PropagationWorkerResult = {
     bare,
+    deliveries,
     tokens,
     lastTokenHash: createHash('sha256').update(token).digest('hex'),
   };

@@ -2,14 +2,18 @@
 // a bare ioredis publish to the same subscribing processes, measured in the same run.
 import { createHash } from 'node:crypto';
 import { setTimeout as sleep } from 'node:timers/promises';
-import { buildTokenKeys, createTokenCache, quiqup } from '@tokenfleet/core';
+import { buildTokenKeys, createTokenCache, quiqup, type TokenCache } from '@tokenfleet/core';
 import { DEFAULT_MOCK_OAUTH_OPTIONS, startMockOAuthServer } from '@tokenfleet/mock-oauth';
 import { type Command, Redis } from 'ioredis';
 import { waitFor } from '../harness/wait-for.js';
 import { type BenchContext, benchPrefix, deleteKeys, type Section } from './bench-context.js';
 import { BenchFleet } from './bench-fleet.js';
 import { sharedNow } from './bench-io.js';
-import type { BareMessage, PropagationWorkerResult } from './propagation-contract.js';
+import type {
+  ArrivalSample,
+  BareMessage,
+  PropagationWorkerResult,
+} from './propagation-contract.js';
 import { median, percentile, summarize } from './stats.js';
 
 const WORKER_SCRIPT = new URL('./propagation-worker.ts', import.meta.url);
@@ -24,6 +28,8 @@ export interface PropagationOptions {
   pods: number;
   /** Refreshes, and as many bare publishes. */
   rounds: number;
+  /** Refreshes after the measured rounds, with a plain subscriber on the events channel too. */
+  diagnosticRounds: number;
 }
 
 export interface PropagationResult {
@@ -86,20 +92,15 @@ export async function runPropagation(
 
     context.log(`propagation: ${options.rounds} refreshes and bare publishes`);
     const publishTimes = new Map<number, number>();
-    const generations: number[] = [];
-    for (let round = 0; round < options.rounds; round++) {
-      // The order alternates, so neither kind always follows the other's wake-up of the pods.
-      const steps = [
-        () => publishPing(context.admin, bareChannel, round, publishTimes),
-        async () => {
-          generations.push((await cache.refresh()).generation);
-        },
-      ];
-      for (const step of round % 2 === 0 ? steps : steps.reverse()) {
-        await step();
-        await sleep(ROUND_GAP_MS);
-      }
-    }
+    const generations = await runMeasuredRounds(context, cache, bareChannel, publishTimes, options);
+    const diagnosticGenerations = await runDiagnosticRounds(
+      context,
+      cache,
+      bareChannel,
+      events,
+      options,
+    );
+
     const lastToken = await cache.getToken();
     const stop: BareMessage = { kind: 'stop' };
     await context.admin.publish(bareChannel, JSON.stringify(stop));
@@ -110,6 +111,7 @@ export async function runPropagation(
       publishTimes,
       writeTimes,
       generations,
+      diagnosticGenerations,
       lastTokenHash: createHash('sha256').update(lastToken).digest('hex'),
       options,
     });
@@ -120,6 +122,58 @@ export async function runPropagation(
     await deleteKeys(context.admin, prefix);
     await mock.close();
   }
+}
+
+/** Alternates bare publishes and refreshes; returns the generations of the refreshes. */
+async function runMeasuredRounds(
+  context: BenchContext,
+  cache: TokenCache,
+  bareChannel: string,
+  publishTimes: Map<number, number>,
+  options: PropagationOptions,
+): Promise<number[]> {
+  const generations: number[] = [];
+  for (let round = 0; round < options.rounds; round++) {
+    // The order alternates, so neither kind always follows the other's wake-up of the pods.
+    const steps = [
+      () => publishPing(context.admin, bareChannel, round, publishTimes),
+      async () => {
+        generations.push((await cache.refresh()).generation);
+      },
+    ];
+    for (const step of round % 2 === 0 ? steps : steps.reverse()) {
+      await step();
+      await sleep(ROUND_GAP_MS);
+    }
+  }
+  return generations;
+}
+
+/**
+ * Lets every bare subscriber listen on the events channel too, then refreshes; returns the
+ * generations. These rounds run after the measured ones, because the second delivery to every
+ * pod would slow the measured refreshes.
+ */
+async function runDiagnosticRounds(
+  context: BenchContext,
+  cache: TokenCache,
+  bareChannel: string,
+  eventsChannel: string,
+  options: PropagationOptions,
+): Promise<number[]> {
+  const watch: BareMessage = { kind: 'watch-events' };
+  await context.admin.publish(bareChannel, JSON.stringify(watch));
+  await waitFor(
+    async () => (await subscriberCount(context.admin, eventsChannel)) === 2 * options.pods + 1,
+    { timeoutMs: 10_000, description: 'every bare subscriber on the events channel' },
+  );
+
+  const generations: number[] = [];
+  for (let round = 0; round < options.diagnosticRounds; round++) {
+    generations.push((await cache.refresh()).generation);
+    await sleep(ROUND_GAP_MS);
+  }
+  return generations;
 }
 
 /**
@@ -171,93 +225,178 @@ interface BuildInput {
   publishTimes: Map<number, number>;
   writeTimes: Map<number, number>;
   generations: number[];
+  diagnosticGenerations: number[];
   lastTokenHash: string;
   options: PropagationOptions;
 }
 
 function buildResult(input: BuildInput): PropagationResult {
-  const { results, publishTimes, writeTimes, generations, options } = input;
-  let missingTokenArrivals = 0;
-  let missingPings = 0;
-
-  const tokenP50: number[] = [];
-  const tokenP99: number[] = [];
-  for (const generation of generations) {
-    const writtenAt = writeTimes.get(generation);
-    const delays = results.flatMap((result) =>
-      result.tokens.filter((s) => s.id === generation).map((s) => s.at - (writtenAt ?? Number.NaN)),
-    );
-    missingTokenArrivals += results.length - delays.length;
-    tokenP50.push(percentile(delays, 50));
-    tokenP99.push(percentile(delays, 99));
-  }
-
-  const bareP50: number[] = [];
-  const bareP99: number[] = [];
-  for (const [seq, publishedAt] of publishTimes) {
-    const delays = results.flatMap((result) =>
-      result.bare.filter((s) => s.id === seq).map((s) => s.at - publishedAt),
-    );
-    missingPings += results.length - delays.length;
-    bareP50.push(percentile(delays, 50));
-    bareP99.push(percentile(delays, 99));
-  }
-
-  const p99Ratio = tokenP99.map((value, i) => value / bareP99[i]!);
-  const p50Ratio = tokenP50.map((value, i) => value / bareP50[i]!);
-  const ratio = summarize(p99Ratio);
+  const { results, generations, diagnosticGenerations } = input;
+  const rounds = measureRounds(input);
   const podsWithEveryToken = results.filter((result) =>
-    generations.every((g) => result.tokens.some((s) => s.id === g)),
+    [...generations, ...diagnosticGenerations].every((g) => result.tokens.some((s) => s.id === g)),
   ).length;
   const podsWithLastToken = results.filter((r) => r.lastTokenHash === input.lastTokenHash).length;
 
   const notes = [
     `Every pod got every new token: ${podsWithEveryToken} of ${results.length} pods; ` +
       `${podsWithLastToken} of ${results.length} held the bench's last token when they stopped. ` +
-      `Missing arrivals: ${missingTokenArrivals} tokens, ${missingPings} bare pings.`,
+      `Missing arrivals: ${rounds.missingTokenArrivals} tokens, ${rounds.missingPings} bare pings.`,
   ];
-  if (ratio.median > 1.5) {
+  const section = buildSection(rounds, input.options, notes);
+  return {
+    section,
+    bareP99Ms: median(rounds.bareP99),
+    podsWithEveryToken,
+    podsWithLastToken,
+    missingTokenArrivals: rounds.missingTokenArrivals,
+  };
+}
+
+/** Per-round percentiles across pods, in milliseconds, one entry per round. */
+interface RoundFigures {
+  tokenP50: number[];
+  tokenP99: number[];
+  bareP50: number[];
+  bareP99: number[];
+  /** Diagnostic rounds: the `refreshed` message at the plain subscribers, and the caches. */
+  deliveryP99: number[];
+  diagnosticTokenP99: number[];
+  missingTokenArrivals: number;
+  missingPings: number;
+}
+
+function measureRounds(input: BuildInput): RoundFigures {
+  const { results, writeTimes } = input;
+  const figures: RoundFigures = {
+    tokenP50: [],
+    tokenP99: [],
+    bareP50: [],
+    bareP99: [],
+    deliveryP99: [],
+    diagnosticTokenP99: [],
+    missingTokenArrivals: 0,
+    missingPings: 0,
+  };
+  const delaysSince = (
+    id: number,
+    startedAt: number,
+    pick: (result: PropagationWorkerResult) => ArrivalSample[],
+  ) =>
+    results.flatMap((result) =>
+      pick(result)
+        .filter((sample) => sample.id === id)
+        .map((sample) => sample.at - startedAt),
+    );
+
+  for (const generation of input.generations) {
+    const delays = delaysSince(generation, writeTimes.get(generation)!, (r) => r.tokens);
+    figures.missingTokenArrivals += results.length - delays.length;
+    figures.tokenP50.push(percentile(delays, 50));
+    figures.tokenP99.push(percentile(delays, 99));
+  }
+  for (const [seq, publishedAt] of input.publishTimes) {
+    const delays = delaysSince(seq, publishedAt, (r) => r.bare);
+    figures.missingPings += results.length - delays.length;
+    figures.bareP50.push(percentile(delays, 50));
+    figures.bareP99.push(percentile(delays, 99));
+  }
+  for (const generation of input.diagnosticGenerations) {
+    const writtenAt = writeTimes.get(generation)!;
+    const delays = delaysSince(generation, writtenAt, (r) => r.tokens);
+    figures.missingTokenArrivals += results.length - delays.length;
+    figures.diagnosticTokenP99.push(percentile(delays, 99));
+    figures.deliveryP99.push(
+      percentile(
+        delaysSince(generation, writtenAt, (r) => r.deliveries),
+        99,
+      ),
+    );
+  }
+  return figures;
+}
+
+function buildSection(rounds: RoundFigures, options: PropagationOptions, notes: string[]): Section {
+  const ratio = summarize(rounds.tokenP99.map((value, i) => value / rounds.bareP99[i]!));
+  const p50Ratio = summarize(rounds.tokenP50.map((value, i) => value / rounds.bareP50[i]!));
+  const delivered = summarize(rounds.deliveryP99);
+  const diagnosticTokens = summarize(rounds.diagnosticTokenP99);
+
+  // The spread matters here: the ratio moves with the machine's load from run to run.
+  if (ratio.q3 > 1.5) {
+    const verdict =
+      ratio.median > 1.5
+        ? 'Missed: the token reached the pods later than 1.5 x the bare publish.'
+        : `Met by the median only: at least a quarter of the rounds exceeded 1.5 x (q3 ${ratio.q3.toFixed(2)}).`;
     notes.push(
-      'Missed: the token reached the pods later than 1.5 x the bare publish. The extra work ' +
-        'per pod is in `FleetTokenCache.#onMessage()` (`packages/core/src/token-cache.ts`): ' +
-        'JSON.parse of the message, decoding the record, AES-256-GCM opening and a SHA-256 of ' +
-        'the token, on every pod.',
+      `${verdict} The cache adds ` +
+        'little on the pods: in the diagnostic rounds the `refreshed` message reached a plain ' +
+        `subscriber in the same pods with a p99 of ${delivered.median.toFixed(3)} ms, and the ` +
+        `caches held the token with a p99 of ${diagnosticTokens.median.toFixed(3)} ms. Both ` +
+        'listeners share each pod process, so neither time is free of the other, but the ' +
+        "cache's own work (decoding, AES-256-GCM opening and SHA-256 in " +
+        '`FleetTokenCache.#onMessage()`, `packages/core/src/token-cache.ts`) is not where the ' +
+        'milliseconds go. The gap lies before delivery. Unlike a bare PUBLISH, the write comes ' +
+        'in the middle of a refresh: after it the bench process finishes the refresh, releases ' +
+        "the lock and decodes its own cache's copy of the message, work that competes with the " +
+        'pods for the cores when every process runs on one machine. This is likely, not ' +
+        'proven: on a fleet whose refreshing pod runs on another machine, that work would not ' +
+        'delay the other pods.',
     );
   }
 
   return {
-    section: {
-      title: `3. Propagation of a refresh to ${options.pods} pods`,
-      setup:
-        `${options.pods} pod processes each hold a warm tokenfleet cache and, on a second ` +
-        'connection, a bare ioredis subscriber. The bench process alternates two kinds of ' +
-        `round, ${options.rounds} of each, ${ROUND_GAP_MS} ms apart: \`cache.refresh()\` on its ` +
-        'own cache, timed from the moment the fenced write command (which stores the record and ' +
-        "publishes `refreshed` in one Lua script) is handed to ioredis until each pod's cache " +
-        'emits `refreshed` with origin `remote`, which it does after the new token is in memory; ' +
-        'and a bare `PUBLISH` of a small JSON message, timed from the call until each ' +
-        'subscriber has parsed it. Times use one clock, `performance.timeOrigin + ' +
-        'performance.now()`, since every process runs on this machine. Per round, p50 and p99 ' +
-        `are taken across the ${options.pods} pods (with 16 pods, p99 is the last pod).`,
-      figures: [
-        { name: 'tokenfleet p50', unit: 'ms', summary: summarize(tokenP50), digits: 3 },
-        { name: 'tokenfleet p99 (all pods)', unit: 'ms', summary: summarize(tokenP99), digits: 3 },
-        { name: 'bare publish p50', unit: 'ms', summary: summarize(bareP50), digits: 3 },
-        { name: 'bare publish p99 (all pods)', unit: 'ms', summary: summarize(bareP99), digits: 3 },
-        { name: 'tokenfleet / bare, p50', unit: 'x', summary: summarize(p50Ratio) },
-        {
-          name: 'tokenfleet / bare, p99',
-          unit: 'x',
-          summary: ratio,
-          target: '<= 1.5',
-          met: ratio.median <= 1.5,
-        },
-      ],
-      notes,
-    },
-    bareP99Ms: median(bareP99),
-    podsWithEveryToken,
-    podsWithLastToken,
-    missingTokenArrivals,
+    title: `3. Propagation of a refresh to ${options.pods} pods`,
+    setup:
+      `${options.pods} pod processes each hold a warm tokenfleet cache and, on a second ` +
+      'connection, a bare ioredis subscriber. The bench process alternates two kinds of ' +
+      `round, ${options.rounds} of each, ${ROUND_GAP_MS} ms apart: \`cache.refresh()\` on its ` +
+      'own cache, timed from the moment the fenced write command (which stores the record and ' +
+      "publishes `refreshed` in one Lua script) is handed to ioredis until each pod's cache " +
+      'emits `refreshed` with origin `remote`, which it does after the new token is in memory; ' +
+      'and a bare `PUBLISH` of a small JSON message, timed from the call until each ' +
+      `subscriber has parsed it. Then, in ${options.diagnosticRounds} diagnostic refreshes, ` +
+      'the bare subscribers also listen on the events channel of the caches, which times the ' +
+      '`refreshed` message apart from the cache that handles it. Times use one clock, ' +
+      '`performance.timeOrigin + performance.now()`, since every process runs on this machine. ' +
+      `Per round, p50 and p99 are taken across the ${options.pods} pods (with 16 pods, p99 is ` +
+      'the last pod).',
+    figures: [
+      { name: 'tokenfleet p50', unit: 'ms', summary: summarize(rounds.tokenP50), digits: 3 },
+      {
+        name: 'tokenfleet p99 (all pods)',
+        unit: 'ms',
+        summary: summarize(rounds.tokenP99),
+        digits: 3,
+      },
+      { name: 'bare publish p50', unit: 'ms', summary: summarize(rounds.bareP50), digits: 3 },
+      {
+        name: 'bare publish p99 (all pods)',
+        unit: 'ms',
+        summary: summarize(rounds.bareP99),
+        digits: 3,
+      },
+      { name: 'tokenfleet / bare, p50', unit: 'x', summary: p50Ratio },
+      {
+        name: 'tokenfleet / bare, p99',
+        unit: 'x',
+        summary: ratio,
+        target: '<= 1.5',
+        met: ratio.median <= 1.5,
+      },
+      {
+        name: 'diagnostic: refreshed message at a plain subscriber, p99',
+        unit: 'ms',
+        summary: delivered,
+        digits: 3,
+      },
+      {
+        name: 'diagnostic: tokenfleet p99 in the same rounds',
+        unit: 'ms',
+        summary: diagnosticTokens,
+        digits: 3,
+      },
+    ],
+    notes,
   };
 }

@@ -33,7 +33,7 @@ const UPSTREAM_LATENCY_MS = 50;
 const CACHE_OPTIONS: RenewalCacheOptions = {
   skewMs: 100,
   requestTimeoutMs: 1_000,
-  lockTtlMs: 2_000,
+  lockTtlMs: 2_500,
 };
 
 /** Half-width of the window around each renewal, in milliseconds. */
@@ -164,6 +164,34 @@ function analyse(
   startAt: number,
   options: RenewalOptions,
 ): RenewalResult {
+  const comparison = compareRenewals(mergePodSlots(results), writes, startAt);
+  const requestsPerToken = writes.map(
+    (write, i) => write.tokenRequests - (i === 0 ? 0 : writes[i - 1]!.tokenRequests),
+  );
+  const podRefreshes = results.flatMap((result) => result.podRefreshes);
+  const errorCount = results.reduce((sum, result) => sum + result.errorCount, 0);
+  const calls = results.reduce((sum, result) => sum + result.calls, 0);
+  const reasons = countBy(writes.map((write) => `${write.origin} ${write.reason}`));
+  const podReasons = countBy(podRefreshes.map((refresh) => refresh.reason));
+  const periods = writes.slice(1).map((write, i) => write.at - writes[i]!.at);
+
+  const summaryNote =
+    `${options.pods} pods made ${calls.toLocaleString('en-US')} getToken() calls; ` +
+    `${errorCount} failed. Token writes seen by the refresher: ${JSON.stringify(reasons)}. ` +
+    `Refreshes that pods ran themselves: ${JSON.stringify(podReasons)}.`;
+  return {
+    sections: [
+      buildLatencySection(comparison, options, summarize(periods).median, summaryNote),
+      buildDaySection(requestsPerToken),
+    ],
+    requestsPerToken,
+    podRefreshes: podRefreshes.length,
+    errorCount,
+  };
+}
+
+/** Merges the slot histograms of every pod. */
+function mergePodSlots(results: readonly RenewalWorkerResult[]): Map<number, LatencyHistogram> {
   const slots = new Map<number, LatencyHistogram>();
   for (const result of results) {
     for (const [slot, counts] of Object.entries(result.slots)) {
@@ -173,56 +201,62 @@ function analyse(
       slots.set(index, merged);
     }
   }
+  return slots;
+}
 
-  // Each renewal is compared with the steady stretch before it, back to the previous write.
+/** p99 latencies in microseconds and their ratio, one entry per renewal. */
+interface RenewalComparison {
+  aroundP99: number[];
+  steadyP99: number[];
+  ratios: number[];
+}
+
+/** Compares each renewal with the steady stretch before it, back to the previous write. */
+function compareRenewals(
+  slots: ReadonlyMap<number, LatencyHistogram>,
+  writes: readonly TokenWrite[],
+  startAt: number,
+): RenewalComparison {
   const writeSlots = writes.map((write) => (write.at - startAt) / SLOT_MS);
-  const aroundP99: number[] = [];
-  const steadyP99: number[] = [];
-  const ratios: number[] = [];
+  const comparison: RenewalComparison = { aroundP99: [], steadyP99: [], ratios: [] };
   for (let i = 1; i < writes.length; i++) {
+    const renewedAt = writeSlots[i]!;
     const around = mergeSlots(slots, (slot) =>
-      overlaps(slot, writeSlots[i]! - AROUND_MS / SLOT_MS, writeSlots[i]! + AROUND_MS / SLOT_MS),
+      overlaps(slot, renewedAt - AROUND_MS / SLOT_MS, renewedAt + AROUND_MS / SLOT_MS),
     );
     const steady = mergeSlots(
       slots,
       (slot) =>
         slot >= writeSlots[i - 1]! + STEADY_DISTANCE_MS / SLOT_MS &&
-        slot + 1 <= writeSlots[i]! - STEADY_DISTANCE_MS / SLOT_MS,
+        slot + 1 <= renewedAt - STEADY_DISTANCE_MS / SLOT_MS,
     );
     if (around.total === 0 || steady.total === 0) {
       continue;
     }
-    aroundP99.push(around.percentile(99) / 1000);
-    steadyP99.push(steady.percentile(99) / 1000);
-    ratios.push(around.percentile(99) / steady.percentile(99));
+    comparison.aroundP99.push(around.percentile(99) / 1000);
+    comparison.steadyP99.push(steady.percentile(99) / 1000);
+    comparison.ratios.push(around.percentile(99) / steady.percentile(99));
   }
+  return comparison;
+}
 
-  const requestsPerToken = writes.map(
-    (write, i) => write.tokenRequests - (i === 0 ? 0 : writes[i - 1]!.tokenRequests),
-  );
-  const podRefreshes = results.flatMap((result) => result.podRefreshes);
-  const errorCount = results.reduce((sum, result) => sum + result.errorCount, 0);
-  const calls = results.reduce((sum, result) => sum + result.calls, 0);
-  const ratio = summarize(ratios);
-  const perToken = summarize(requestsPerToken);
-  const periods = writes.slice(1).map((write, i) => write.at - writes[i]!.at);
-  const reasons = countBy(writes.map((write) => `${write.origin} ${write.reason}`));
-  const podReasons = countBy(podRefreshes.map((refresh) => refresh.reason));
-
-  const renewalNotes = [
-    `${options.pods} pods made ${calls.toLocaleString('en-US')} getToken() calls; ` +
-      `${errorCount} failed. Token writes seen by the refresher: ${JSON.stringify(reasons)}. ` +
-      `Refreshes that pods ran themselves: ${JSON.stringify(podReasons)}.`,
-  ];
+function buildLatencySection(
+  comparison: RenewalComparison,
+  options: RenewalOptions,
+  medianPeriodMs: number,
+  summaryNote: string,
+): Section {
+  const ratio = summarize(comparison.ratios);
+  const notes = [summaryNote];
   if (ratio.median > 1.2) {
-    renewalNotes.push(
-      'Missed: getToken() p99 around renewals exceeded 1.2 x steady state. See the slot ' +
-        'histograms: a pod that leaves the memory path (`FleetTokenCache.getToken()` in ' +
-        '`packages/core/src/token-cache.ts`) near a renewal waits for Redis or the flight.',
+    notes.push(
+      'Missed: getToken() p99 around renewals exceeded 1.2 x steady state. A pod that leaves ' +
+        'the memory path (`FleetTokenCache.getToken()` in `packages/core/src/token-cache.ts`) ' +
+        'near a renewal waits for Redis or the refresh flight.',
     );
   }
 
-  const renewalSection: Section = {
+  return {
     title: '4. getToken() latency around renewals',
     setup:
       `${options.pods} pod processes call \`getToken()\` without pause (10 awaited calls per ` +
@@ -231,13 +265,23 @@ function analyse(
       `cache settings ${JSON.stringify(CACHE_OPTIONS)} with the default refresh ahead (20% of ` +
       'the stored life), a 1-hour token scaled down 1,200 times. Every call is timed around its ' +
       `await and counted in a histogram of its ${SLOT_MS} ms slot (1% buckets). For each of the ` +
-      `${ratios.length} renewals, the p99 of the slots within +-${AROUND_MS} ms of the new ` +
-      "token's write is compared with the p99 of the slots at least " +
+      `${comparison.ratios.length} renewals, the p99 of the slots within +-${AROUND_MS} ms of ` +
+      "the new token's write is compared with the p99 of the slots at least " +
       `${STEADY_DISTANCE_MS} ms from any write since the previous one. Median renewal ` +
-      `period: ${summarize(periods).median.toFixed(0)} ms.`,
+      `period: ${medianPeriodMs.toFixed(0)} ms.`,
     figures: [
-      { name: 'p99 around a renewal', unit: 'us', summary: summarize(aroundP99), digits: 2 },
-      { name: 'p99 in steady state', unit: 'us', summary: summarize(steadyP99), digits: 2 },
+      {
+        name: 'p99 around a renewal',
+        unit: 'us',
+        summary: summarize(comparison.aroundP99),
+        digits: 2,
+      },
+      {
+        name: 'p99 in steady state',
+        unit: 'us',
+        summary: summarize(comparison.steadyP99),
+        digits: 2,
+      },
       {
         name: 'around / steady, p99',
         unit: 'x',
@@ -246,23 +290,27 @@ function analyse(
         met: ratio.median <= 1.2,
       },
     ],
-    notes: renewalNotes,
+    notes,
   };
+}
 
-  const dayNotes: string[] = [];
+function buildDaySection(requestsPerToken: readonly number[]): Section {
+  const perToken = summarize(requestsPerToken);
+  const notes: string[] = [];
   if (perToken.min !== 1 || perToken.max !== 1) {
-    dayNotes.push(
+    notes.push(
       `Missed: token requests per token ranged from ${perToken.min} to ${perToken.max} ` +
         `(${JSON.stringify(requestsPerToken)}).`,
     );
   }
-  const daySection: Section = {
+
+  return {
     title: '5b. Cost: token requests per token lifetime over a scaled day',
     setup:
-      `The run of measurement 4: ${writes.length} tokens in a row (the first fetched by a pod ` +
-      `at the start, then ${writes.length - 1} renewals), a day of 1-hour tokens at ` +
-      `${EXPIRES_IN_SECONDS} s each. The mock's request counter is read at each token write; ` +
-      'the figure is the requests between two writes, one run per token.',
+      `The run of measurement 4: ${requestsPerToken.length} tokens in a row (the first fetched ` +
+      `by a pod at the start, then ${requestsPerToken.length - 1} renewals), a day of 1-hour ` +
+      `tokens at ${EXPIRES_IN_SECONDS} s each. The mock's request counter is read at each token ` +
+      'write; the figure is the requests between two writes, one run per token.',
     figures: [
       {
         name: 'token requests per token',
@@ -273,14 +321,7 @@ function analyse(
         met: perToken.min === 1 && perToken.max === 1,
       },
     ],
-    notes: dayNotes,
-  };
-
-  return {
-    sections: [renewalSection, daySection],
-    requestsPerToken,
-    podRefreshes: podRefreshes.length,
-    errorCount,
+    notes,
   };
 }
 

@@ -1,5 +1,6 @@
 import { createRequire } from 'node:module';
 import type { Cluster, Redis } from 'ioredis';
+import { RedisUnavailableError } from './redis-store.js';
 
 // redlock 5.0.0-beta.2 ships its .d.ts outside its `exports` map, so TypeScript's NodeNext
 // resolution cannot see it. The few members used here are declared below and the CommonJS build
@@ -86,18 +87,22 @@ export function createRedlockFleetLock(
         if (error instanceof LockCommandTimeoutError) {
           // An acquire that succeeds after the timeout would block the fleet until its TTL ends.
           acquiring.then((late) => late.release()).catch(() => {});
-          throw error;
+          throw new RedisUnavailableError(error.message);
         }
         if (await isHeldByAnother(error)) {
           return undefined;
         }
-        throw error;
+        throw await toRedisUnavailable(error, 'acquire');
       }
 
       return {
         remainingMs: () => lock.expiration - Date.now(),
         release: async () => {
-          await withTimeout(lock.release(), timeoutMs, 'release');
+          try {
+            await withTimeout(lock.release(), timeoutMs, 'release');
+          } catch (error) {
+            throw await toRedisUnavailable(error, 'release');
+          }
         },
       };
     },
@@ -105,6 +110,26 @@ export function createRedlockFleetLock(
 }
 
 /** A lock command that Redis did not reply to within the timeout of `createRedlockFleetLock()`. */
+/**
+ * Turns a Redlock failure into a `RedisUnavailableError`. Redlock's own errors reference the
+ * ioredis clients, whose options hold the Redis password, so only the first vote's error is
+ * kept, sanitized by `RedisUnavailableError`.
+ */
+async function toRedisUnavailable(
+  error: unknown,
+  operation: string,
+): Promise<RedisUnavailableError> {
+  if (error instanceof LockCommandTimeoutError) {
+    return new RedisUnavailableError(error.message);
+  }
+  let cause: unknown = error;
+  if (error instanceof redlock.ExecutionError) {
+    const attempts = await Promise.all(error.attempts);
+    cause = attempts.flatMap((stats) => [...stats.votesAgainst.values()])[0];
+  }
+  return new RedisUnavailableError(`redis lock ${operation} failed`, { cause });
+}
+
 class LockCommandTimeoutError extends Error {
   constructor(operation: string, timeoutMs: number) {
     super(`redis lock ${operation} timed out after ${timeoutMs} ms (options.redisTimeoutMs)`);

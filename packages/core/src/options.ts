@@ -44,8 +44,8 @@ export interface TokenCacheOptions {
   /**
    * TTL of the fleet refresh lock, in milliseconds. Default 30000. After Redlock's clock drift
    * allowance (1% of the TTL plus 2 ms) it must still exceed `requestTimeoutMs` by at least
-   * 1000 ms, so a token request never outlives the lock: 6063 is the smallest value for a
-   * 5000 ms request timeout.
+   * 500 ms, so that a token request never outlives the lock. For a 5000 ms request timeout the
+   * smallest valid value is 5558.
    */
   lockTtlMs?: number;
   /** Timeout of one token request, in milliseconds. Default 10000. */
@@ -92,8 +92,9 @@ export const DEFAULT_TOKEN_CACHE_OPTIONS = Object.freeze({
 /**
  * Lock validity, in milliseconds, that must remain beyond `requestTimeoutMs` once Redlock's drift
  * allowance is taken off `lockTtlMs`: it covers the round trips to take and check the lock.
+ * `lockTtlMs` = `requestTimeoutMs` + 1000 meets it for any lock TTL up to about 49 s.
  */
-export const MIN_LOCK_MARGIN_MS = 1_000;
+export const MIN_LOCK_MARGIN_MS = 500;
 
 /** Milliseconds that Redlock adds to its drift allowance for the 1 ms precision of Redis expiry. */
 const LOCK_DRIFT_EXTRA_MS = 2;
@@ -260,7 +261,7 @@ function lockValidityMs(lockTtlMs: number): number {
 
 /** Returns the smallest lock TTL whose validity is at least `requiredMs`. */
 function smallestLockTtlMs(requiredMs: number): number {
-  // The estimate lands within a millisecond or two of the answer because lockValidityMs only
+  // The estimate lands within a millisecond or two of the result because lockValidityMs only
   // rounds, and both loops walk the rest of the way.
   let ttlMs = Math.ceil((requiredMs + LOCK_DRIFT_EXTRA_MS) / (1 - LOCK_DRIFT_FACTOR));
   while (lockValidityMs(ttlMs - 1) >= requiredMs) {
@@ -335,12 +336,12 @@ function positiveInteger(path: string, value: number | undefined, fallback: numb
   return resolved;
 }
 
-/** A delay in milliseconds that a Node.js timer can wait for: 0 to `MAX_TIMER_DELAY_MS`. */
+/** Resolves a delay that a Node.js timer can wait for: 0 to `MAX_TIMER_DELAY_MS` ms. */
 function nonNegativeDelayMs(path: string, value: number | undefined, fallback: number): number {
   return assertTimerDelay(path, nonNegativeInteger(path, value, fallback));
 }
 
-/** A delay in milliseconds that a Node.js timer can wait for: 1 to `MAX_TIMER_DELAY_MS`. */
+/** Resolves a delay that a Node.js timer can wait for: 1 to `MAX_TIMER_DELAY_MS` ms. */
 function positiveDelayMs(path: string, value: number | undefined, fallback: number): number {
   return assertTimerDelay(path, positiveInteger(path, value, fallback));
 }

@@ -5,7 +5,7 @@ import { TokenfleetError } from './errors.js';
 import type { TokenKeys } from './keys.js';
 
 /**
- * A Redis command failed or did not answer in time. The cache degrades instead of failing, and
+ * A Redis command failed or got no reply in time. The cache degrades instead of failing, and
  * `status()` raises it. `cause` is a copy made by {@link sanitizeRedisError}, never the client's
  * own error, because ioredis attaches the command's arguments to its errors, an AUTH password
  * among them.
@@ -26,7 +26,7 @@ export class RedisUnavailableError extends TokenfleetError {
 
 /** A Redis or connection error reduced to fields that never hold a command argument. */
 export interface SanitizedRedisError extends Error {
-  /** The Redis error prefix (`NOPERM`, `WRONGPASS`, `ERR`) or the socket's code (`ECONNREFUSED`). */
+  /** Redis error prefix (`NOPERM`, `WRONGPASS`, `ERR`) or socket error code (`ECONNREFUSED`). */
   code: string | undefined;
   /** Name of the failed command, such as `evalsha` or `auth`, without its arguments. */
   command: string | undefined;
@@ -297,7 +297,7 @@ function describeRedisFailure(what: string, error: SanitizedRedisError, keys: To
     return `${failed}: the Redis user has no ACL permission for the ${command.toUpperCase()} command, so allow it with "+${command}" or its category (tokenfleet uses commands of +@read, +@write, +@scripting and +@pubsub)`;
   }
   if (/can't run this command or subcommand/.test(text)) {
-    return `${failed}: the Redis user has no ACL permission for a command that the ${what} script calls (TYPE, GET, SET, DEL, PTTL or PUBLISH), so allow the categories +@read, +@write and +@pubsub`;
+    return `${failed}: the Redis user has no ACL permission for a command inside the ${what} script (the scripts call TYPE, GET, SET, DEL, PTTL and PUBLISH), so allow the categories +@read, +@write and +@pubsub`;
   }
   if (error.code === 'NOPERM') {
     return `${failed}: the Redis user lacks an ACL permission that tokenfleet needs`;

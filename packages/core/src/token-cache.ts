@@ -14,12 +14,7 @@ import {
 import { createRedlockFleetLock, type FleetLock, type LockLease } from './fleet-lock.js';
 import { readTokenStatus } from './inspect-tokens.js';
 import { buildTokenKeys, computeTokenId, hashToken, type TokenKeys } from './keys.js';
-import {
-  cooldownError,
-  encodeCooldown,
-  reusedLifetimeMs,
-  storedLifetimeMs,
-} from './lifetime.js';
+import { cooldownError, encodeCooldown, reusedLifetimeMs, storedLifetimeMs } from './lifetime.js';
 import { type CacheMetrics, type CacheMetricsSource, cacheMetricsFor } from './metrics.js';
 import {
   type ResolvedTokenCacheOptions,
@@ -27,7 +22,12 @@ import {
   type TokenCacheOptions,
 } from './options.js';
 import type { TokenGrant } from './provider.js';
-import { RedisTokenStore, RedisUnavailableError, type StoredToken } from './redis-store.js';
+import {
+  RedisTokenStore,
+  RedisUnavailableError,
+  type StoredToken,
+  sanitizeRedisError,
+} from './redis-store.js';
 import { createSealer, deriveSealingKey, type Sealer } from './seal.js';
 import { MAX_TIMER_DELAY_MS, sleep } from './timers.js';
 import type {
@@ -87,6 +87,13 @@ const cooledDown = new WeakSet<object>();
  * cache would stay on the caller's client after the cache closed.
  */
 const clientsWithErrorListener = new WeakSet<Redis | Cluster>();
+
+/** A write lost to a newer attempt that stored nothing: the flight starts over. */
+class FencedWriteError extends TokenEndpointError {
+  constructor(newerGeneration: number) {
+    super(`token write lost to generation ${newerGeneration}, which has stored no token yet`);
+  }
+}
 
 /** A token held in this process, with deadlines on the local monotonic clock. */
 interface MemoryEntry {
@@ -154,6 +161,7 @@ class FleetTokenCache extends EventEmitter<TokenCacheEvents> implements TokenCac
   #redisRetryAt = 0;
   #degraded = false;
   #redisProbe: Promise<void> | undefined;
+  #pendingRead: Promise<StoredToken> | undefined;
   /** The last cooldown this pod started, kept in memory too so that it holds while Redis is down. */
   #localCooldown: { until: number; value: string } | undefined;
   /** Hashes of invalidated tokens, with the monotonic time until which no read may bring them back. */
@@ -191,7 +199,7 @@ class FleetTokenCache extends EventEmitter<TokenCacheEvents> implements TokenCac
         component: 'token-cache',
       });
       this.#redis.on('error', (err: Error) => {
-        connectionLogger.debug({ err }, 'redis connection error');
+        connectionLogger.debug({ err: sanitizeRedisError(err) }, 'redis connection error');
       });
     }
 
@@ -405,7 +413,7 @@ class FleetTokenCache extends EventEmitter<TokenCacheEvents> implements TokenCac
     const epoch = this.#subscription.epoch;
     let stored: StoredToken;
     try {
-      stored = await this.#store.read();
+      stored = await this.#readShared();
     } catch (error) {
       this.#onRedisFailure(error);
       // Read memory again: a flight may have filled it while the read waited for its timeout.
@@ -549,7 +557,14 @@ class FleetTokenCache extends EventEmitter<TokenCacheEvents> implements TokenCac
         if (waitedMs > 0) {
           this.#metrics?.observeLockWait(waitedMs / 1000);
         }
-        return this.#refreshUnderLock(lease, reason, accept, renewsGeneration);
+        try {
+          return await this.#refreshUnderLock(lease, reason, accept, renewsGeneration);
+        } catch (error) {
+          if (!(error instanceof FencedWriteError) || performance.now() >= waitDeadline) {
+            throw error;
+          }
+          continue;
+        }
       }
 
       const waitStart = performance.now();
@@ -798,22 +813,16 @@ class FleetTokenCache extends EventEmitter<TokenCacheEvents> implements TokenCac
     const { written, storedGeneration } = outcome;
 
     if (!written) {
-      // A newer generation is stored: this pod's lock expired while it waited for the endpoint.
+      // A newer attempt has started: this pod's lock expired while it waited for the endpoint.
       this.#metrics?.countRefresh(this.id, reason, 'fenced');
       this.#logger.warn(
         { generation, storedGeneration },
         'token write rejected by a newer generation',
       );
-      // The newer attempt may still be waiting for its answer: wait for it as any lock waiter.
-      const stored = await this.#waitForOtherPod(this.#options.lockWaitTimeoutMs, (candidate) => {
-        return candidate.generation >= storedGeneration;
-      });
-      const entry =
-        stored === undefined ? undefined : this.#entryFromStore(stored, performance.now());
+      const entry = this.#entryFromStore(await this.#store.read(), performance.now());
       if (entry === undefined) {
-        throw new TokenEndpointError(
-          `token write lost to generation ${storedGeneration}, which stored no token in time`,
-        );
+        // Nothing newer is stored yet, or it was invalidated: the flight starts over.
+        throw new FencedWriteError(storedGeneration);
       }
       this.#remember(entry, this.#subscription.epoch);
       return { entry, source: 'redis' };
@@ -837,7 +846,14 @@ class FleetTokenCache extends EventEmitter<TokenCacheEvents> implements TokenCac
   /** Sends one token request, with the timeout and metrics around it. */
   async #requestToken(reason: RefreshReason, generation: number): Promise<TokenGrant> {
     const timeoutMs = this.#options.requestTimeoutMs;
-    const signal = AbortSignal.any([AbortSignal.timeout(timeoutMs), this.#closeController.signal]);
+    // NOTE: not AbortSignal.timeout(): on Node 20, a timeout signal that only AbortSignal.any()
+    // refers to can be garbage-collected before it fires, and the request then never times out
+    // (seen here about once in 30 runs). A timer the call clears keeps the signal alive.
+    const timeoutController = new AbortController();
+    const timer = setTimeout(() => {
+      timeoutController.abort(new DOMException('token request timed out', 'TimeoutError'));
+    }, timeoutMs);
+    const signal = AbortSignal.any([timeoutController.signal, this.#closeController.signal]);
     this.#logger.debug({ reason, generation }, 'refreshing token');
 
     const sentAt = performance.now();
@@ -865,6 +881,8 @@ class FleetTokenCache extends EventEmitter<TokenCacheEvents> implements TokenCac
       this.#logger.warn({ err: error, reason, generation }, 'token refresh failed');
       this.emit('refreshFailed', { reason, err: error as Error });
       throw error;
+    } finally {
+      clearTimeout(timer);
     }
   }
 
@@ -1086,6 +1104,22 @@ class FleetTokenCache extends EventEmitter<TokenCacheEvents> implements TokenCac
         this.emit('invalidated', { origin: 'remote' });
       }
     }
+  }
+
+  /**
+   * Reads Redis once for every slow-path caller that arrives while a read is pending: a cold
+   * process with 500 callers sends one read, not 500, before it joins the refresh.
+   */
+  #readShared(): Promise<StoredToken> {
+    if (this.#pendingRead === undefined) {
+      const read = this.#store.read().finally(() => {
+        if (this.#pendingRead === read) {
+          this.#pendingRead = undefined;
+        }
+      });
+      this.#pendingRead = read;
+    }
+    return this.#pendingRead;
   }
 
   /** Drops an invalidated token from memory and keeps reads from bringing it back. */

@@ -44,12 +44,15 @@ export class TokenSubscription {
     });
     this.#subscriber.on('message', (channel: string, text: string) => this.#receive(channel, text));
     this.#subscriber.on('close', () => this.#lost());
+    // SUBSCRIBE waits for 'ready': sent earlier, it turns the connection into subscriber mode
+    // before ioredis's ready check (INFO) runs, and that check then fails. ioredis subscribes
+    // again on its own after a reconnect; a first subscribe that failed is sent here too.
     this.#subscriber.on('ready', () => {
-      // ioredis subscribes again on its own after a reconnect; a first subscribe that failed
-      // while Redis was down is sent here.
       void this.#subscribe();
     });
-    void this.#subscribe();
+    if (this.#subscriber.status === 'ready') {
+      void this.#subscribe();
+    }
   }
 
   /** Number of subscriptions so far; it changes every time the subscription is lost and regained. */
@@ -67,13 +70,19 @@ export class TokenSubscription {
    * `timeoutMs`, or when `signal` aborts.
    */
   async nextRefreshed(timeoutMs: number, signal: AbortSignal): Promise<void> {
-    const timeout = AbortSignal.timeout(Math.max(1, Math.round(timeoutMs)));
+    // A timer, not AbortSignal.timeout(), which AbortSignal.any() may let Node 20 collect.
+    const timeout = new AbortController();
+    const timer = setTimeout(() => timeout.abort(), Math.max(1, Math.round(timeoutMs)));
     try {
-      await once(this.#refreshed, 'refreshed', { signal: AbortSignal.any([timeout, signal]) });
+      await once(this.#refreshed, 'refreshed', {
+        signal: AbortSignal.any([timeout.signal, signal]),
+      });
     } catch (error) {
       if (!(error instanceof Error && error.name === 'AbortError')) {
         throw error;
       }
+    } finally {
+      clearTimeout(timer);
     }
   }
 

@@ -222,14 +222,14 @@ describe('getToken with a token endpoint that answers 429', () => {
 });
 
 describe('createTokenCache options', () => {
-  describe('when lockTtlMs leaves less than 1000 ms beyond requestTimeoutMs', () => {
+  describe('when lockTtlMs leaves too little beyond requestTimeoutMs', () => {
     it('throws ERR_INVALID_ARG_VALUE', () => {
       const create = () =>
         createTokenCache({
           redis: redisUrl,
           provider: fixture.provider(),
           requestTimeoutMs: 5_000,
-          lockTtlMs: 5_999,
+          lockTtlMs: 5_500,
         });
 
       expect(create).toThrow(TypeError);
@@ -237,7 +237,7 @@ describe('createTokenCache options', () => {
         expect.objectContaining({
           code: 'ERR_INVALID_ARG_VALUE',
           message:
-            '"options.lockTtlMs" must be at least options.requestTimeoutMs + 1000 (6000), received 5999',
+            '"options.lockTtlMs" must be at least 5558, so that it exceeds options.requestTimeoutMs by 500 ms after Redlock\'s clock drift allowance of 1% + 2 ms, received 5500',
         }),
       );
     });

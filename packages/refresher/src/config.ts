@@ -80,7 +80,8 @@ export function readConfig(
     throw invalidVariable('TOKENFLEET_REDIS_URL', 'must start with redis:// or rediss://');
   }
   // TOKENFLEET_LOG_LEVEL matches the CLI's variable; LOG_LEVEL is the common container convention.
-  const logLevelVariable = read('TOKENFLEET_LOG_LEVEL') === undefined ? 'LOG_LEVEL' : 'TOKENFLEET_LOG_LEVEL';
+  const logLevelVariable =
+    read('TOKENFLEET_LOG_LEVEL') === undefined ? 'LOG_LEVEL' : 'TOKENFLEET_LOG_LEVEL';
   const logLevel = read(logLevelVariable) ?? DEFAULT_ENV.LOG_LEVEL;
   if (!LOG_LEVELS.has(logLevel)) {
     throw invalidVariable(
