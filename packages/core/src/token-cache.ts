@@ -437,6 +437,7 @@ class FleetTokenCache extends EventEmitter<TokenCacheEvents> implements TokenCac
     }
 
     const result = await this.#joinFlight('missing', () => true);
+    this.#countFlightHit(result);
     return toInfo(result.entry, result.source, performance.now());
   }
 
@@ -447,6 +448,7 @@ class FleetTokenCache extends EventEmitter<TokenCacheEvents> implements TokenCac
       return toInfo(memory, 'memory', now);
     }
     const result = await this.#joinFlight('missing', () => true);
+    this.#countFlightHit(result);
     return toInfo(result.entry, result.source, performance.now());
   }
 
@@ -1120,6 +1122,16 @@ class FleetTokenCache extends EventEmitter<TokenCacheEvents> implements TokenCac
       this.#pendingRead = read;
     }
     return this.#pendingRead;
+  }
+
+  /**
+   * Counts the token a flight handed to one caller. The caller whose flight sent the token request
+   * is counted where the token is stored, so only joined callers and Redis results count here.
+   */
+  #countFlightHit(result: FlightResult): void {
+    if (result.joined === true || result.source === 'redis') {
+      this.#metrics?.countHit(this.id, result.source);
+    }
   }
 
   /** Drops an invalidated token from memory and keeps reads from bringing it back. */

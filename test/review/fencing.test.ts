@@ -1,0 +1,94 @@
+// A pod paused past its lock must not store its older token after the newer record expired or
+// was invalidated: with an upstream that revokes the previous token on each new one, that older
+// token is already revoked.
+import { createTokenCache, type TokenCache, type TokenProvider } from '@tokenfleet/core';
+import { type MockOAuthServer, startMockOAuthServer } from '@tokenfleet/mock-oauth';
+import { Redis } from 'ioredis';
+import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest';
+import {
+  CLIENT_SECRET,
+  mockProvider,
+  type SpawnedRedisServerLike,
+  spawnRedisServer,
+  uniquePrefix,
+} from './review-helpers.js';
+
+let redisServer: SpawnedRedisServerLike;
+let redis: Redis;
+let server: MockOAuthServer;
+const caches: TokenCache[] = [];
+
+beforeAll(async () => {
+  redisServer = await spawnRedisServer();
+  redis = new Redis(redisServer.url);
+  server = await startMockOAuthServer({ preset: 'staging' });
+});
+
+afterEach(async () => {
+  await Promise.all(caches.splice(0).map((cache) => cache.close()));
+});
+
+afterAll(async () => {
+  redis.disconnect();
+  await server.close();
+  await redisServer.stop();
+});
+
+/**
+ * The mock provider, paused between the token response and the return of requestToken(): what a
+ * pod frozen by GC, SIGSTOP or a VM pause looks like to the rest of the fleet.
+ */
+function pausedProvider(gate: Promise<void>): TokenProvider {
+  const base = mockProvider(server);
+  return {
+    name: base.name,
+    identity: base.identity,
+    label: base.label,
+    sealingSecret: CLIENT_SECRET,
+    async requestToken(context) {
+      const grant = await base.requestToken(context);
+      await gate;
+      return grant;
+    },
+  };
+}
+
+describe('a pod paused past its lock while the newer token is invalidated', () => {
+  it('does not store its older, revoked token', async () => {
+    server.setFaults({ revokePrevious: true });
+    const prefix = uniquePrefix('review-fencing');
+    let resume = (): void => {};
+    const gate = new Promise<void>((resolve) => {
+      resume = resolve;
+    });
+    const options = { redis: redisServer.url, keyPrefix: prefix, requestTimeoutMs: 500 };
+    const paused = createTokenCache({
+      ...options,
+      lockTtlMs: 1_600,
+      provider: pausedProvider(gate),
+    });
+    const other = createTokenCache({ ...options, provider: mockProvider(server) });
+    caches.push(paused, other);
+
+    // Generation 1: the token response arrives, then the pod stalls past its lock TTL.
+    const late = paused.getTokenInfo();
+    await new Promise((resolve) => setTimeout(resolve, 1_800));
+    // Generation 2: the other pod refreshes (revoking generation 1's token) and a 401 for that
+    // new token, or an operator, invalidates it.
+    const newer = await other.getTokenInfo();
+    expect(newer.generation).toBe(2);
+    await other.invalidate(newer.token);
+
+    resume();
+    await late;
+    const served = await other.getToken();
+    const stored = await redis.get(`${prefix}:{${other.id}}:token`);
+
+    const storedGeneration = stored === null ? undefined : (JSON.parse(stored) as { g: number }).g;
+
+    expect({
+      olderGenerationStored: storedGeneration === 1,
+      servedIsActive: server.isTokenActive(served),
+    }).toEqual({ olderGenerationStored: false, servedIsActive: true });
+  }, 20_000);
+});
