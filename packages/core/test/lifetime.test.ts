@@ -281,6 +281,7 @@ describe('getToken with a 30-day token', () => {
     const signalTimeouts = abortTimeoutSpy.mock.calls.map((call) => Number(call[0]));
     expect(delays.filter((delayMs) => !(delayMs <= MAX_TIMER_DELAY_MS))).toEqual([]);
     expect(signalTimeouts.filter((delayMs) => !(delayMs <= MAX_TIMER_DELAY_MS))).toEqual([]);
-    expect(signalTimeouts.length).toBeGreaterThan(0);
+    // The request timeout is a setTimeout, so the spy saw at least that one.
+    expect(delays.length).toBeGreaterThan(0);
   });
 });
