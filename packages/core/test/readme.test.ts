@@ -6,9 +6,7 @@ const readme = readFileSync(new URL('../../../README.md', import.meta.url), 'utf
 
 /** Returns the default column of the configuration table's row for `option`. */
 function documentedDefault(option: string): string {
-  const row = readme
-    .split('\n')
-    .find((line) => line.split('|')[1]?.trim() === `\`${option}\``);
+  const row = readme.split('\n').find((line) => line.split('|')[1]?.trim() === `\`${option}\``);
   if (row === undefined) {
     throw new Error(`README.md has no configuration row for ${option}`);
   }
