@@ -273,15 +273,17 @@ function buildSection(
       return `${summarize(own.map((r) => r.p99Ms)).median.toFixed(1)} ms at F=${processes}`;
     });
     notes.push(
-      `Missed: ${missed.map((figure) => figure.name).join('; ')}. The cause is in the core: ` +
-        'every caller that finds memory empty sends its own Redis read in ' +
-        '`FleetTokenCache.#getTokenSlow()` (`packages/core/src/token-cache.ts`) before it joins ' +
-        'the in-process flight, so a cold process sends one read per caller (500 here, 8,000 ' +
-        'Lua reads at F=16) and the lock request and token request queue behind them. ' +
-        'Sharing one pending read among concurrent slow-path callers would close most of the ' +
-        'gap: the tokenfleet-joined rows, the same cache behind one shared promise per process, ' +
-        (variants.includes('tokenfleet-joined') ? `reach a p99 of ${joined.join(', ')}. ` : '. ') +
-        'What remains at F=16 is scheduling: sixteen processes on two cores.',
+      `Missed: ${missed.map((figure) => figure.name).join('; ')}. Concurrent slow-path callers ` +
+        'of one cache already share one pending Redis read (`FleetTokenCache.#readShared()`, ' +
+        '`packages/core/src/token-cache.ts`), so a cold process sends one read, one lock ' +
+        'request and at most one token request. The tokenfleet-joined rows, the same cache ' +
+        'behind one shared promise per process, ' +
+        (variants.includes('tokenfleet-joined') ? `reach a p99 of ${joined.join(', ')}, ` : '') +
+        'about the same as tokenfleet, so what remains is scheduling: with F processes on two ' +
+        'cores, the last process to run its callers sets the p99. The per-process peer ' +
+        '(oauth2-fetch) is faster at F=16 only because each process asks the token endpoint ' +
+        'itself, 16 requests in all. Measuring the pods on more cores, or on several machines, ' +
+        'would show whether the bound holds without that contention.',
     );
   }
 
