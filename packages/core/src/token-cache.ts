@@ -162,7 +162,7 @@ class FleetTokenCache extends EventEmitter<TokenCacheEvents> implements TokenCac
   #degraded = false;
   #redisProbe: Promise<void> | undefined;
   #pendingRead: Promise<StoredToken> | undefined;
-  /** The last cooldown this pod started, kept in memory too so that it holds while Redis is down. */
+  /** The last cooldown this pod started, kept in memory too so that it applies while Redis is down. */
   #localCooldown: { until: number; value: string } | undefined;
   /** Hashes of invalidated tokens, with the monotonic time until which no read may bring them back. */
   readonly #invalidatedHashes = new Map<string, number>();
@@ -361,7 +361,7 @@ class FleetTokenCache extends EventEmitter<TokenCacheEvents> implements TokenCac
     return readTokenStatus(this.#store, this.id, this.#options.provider.label);
   }
 
-  /** The renewal margin of a token with `lifetimeMs` of stored life, in milliseconds. */
+  /** Returns the renewal margin of a token with `lifetimeMs` of stored life, in milliseconds. */
   refreshAheadMs(lifetimeMs: number): number {
     return clampMargin(this.#options.refreshAheadMs(lifetimeMs), lifetimeMs);
   }
@@ -475,7 +475,7 @@ class FleetTokenCache extends EventEmitter<TokenCacheEvents> implements TokenCac
 
   #buildEntry(token: string, record: TokenRecord, remainingMs: number, now: number): MemoryEntry {
     const deadline = now + remainingMs;
-    // A token that came back unchanged is kept to its real end and asked for again then.
+    // A token that came back unchanged gets no refresh ahead: it is asked for again at its end.
     const aheadMs = record.same ? 0 : this.refreshAheadMs(record.l);
     const renewalDueAt = deadline - aheadMs;
     // Pods step in at half the margin, so a running refresher renews first.
