@@ -57,8 +57,8 @@ async function metricValue(registry: Registry, name: string, labels: Record<stri
 
 describe('the refreshed event of the pod that refreshed', () => {
   // The `refreshed` message that the write script publishes reaches this pod's own subscriber on
-  // another connection. When it lands before the script's reply, #onMessage takes the pod's own
-  // token for another pod's and emits `refreshed` with origin 'remote' as well.
+  // another connection, sometimes before the script's reply. The message carries the sender's
+  // id, so the pod never takes its own token for another pod's and emits no 'remote' event.
   it('is emitted once, with origin local, for each of 200 refreshes', async () => {
     const cache = newCache(uniquePrefix('review-events'));
     await cache.getToken();
@@ -77,8 +77,7 @@ describe('the refreshed event of the pod that refreshed', () => {
 });
 
 describe('the metrics of refreshes', () => {
-  // #requestAndStore throws for expires_in 0 after #requestToken observed a success, and neither
-  // counts a failed refresh.
+  // A response with expires_in 0 is a successful request but a failed refresh.
   it('counts a response with expires_in 0 as a failed refresh', async () => {
     const registry = new Registry();
     const cache = newCache(uniquePrefix('review-metrics'), { metricsRegistry: registry });

@@ -10,6 +10,8 @@ export interface TokenEventMessage {
   px?: number;
   record?: string;
   h?: string;
+  /** Sender id of a `refreshed` message: the cache that wrote it. */
+  o?: string;
 }
 
 export interface TokenSubscriptionOptions {
