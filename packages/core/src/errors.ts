@@ -17,7 +17,7 @@ export type TokenfleetErrorCode =
   | 'TOKENFLEET_REDIS_UNAVAILABLE';
 
 /**
- * Base class of every tokenfleet error. It never holds a secret or a token: the message, the code
+ * Base class of every tokenfleet error. It never contains a secret or a token: the message, the code
  * and the fields below are safe to log, and the raw response body is kept only as a short preview.
  */
 export class TokenfleetError extends Error {
@@ -78,21 +78,21 @@ export class ClientRejectedError extends TokenfleetError {
   }
 }
 
-/** The token endpoint answered `invalid_client`: a wrong client id or secret. */
+/** The token endpoint returned `invalid_client`: a wrong client id or secret. */
 export class InvalidClientError extends ClientRejectedError {
   constructor(message: string, details: TokenEndpointErrorDetails = {}) {
     super(message, details, 'TOKENFLEET_INVALID_CLIENT');
   }
 }
 
-/** The token endpoint answered `unsupported_grant_type` (Quiqup: HTTP 400). */
+/** The token endpoint returned `unsupported_grant_type` (Quiqup: HTTP 400). */
 export class UnsupportedGrantTypeError extends ClientRejectedError {
   constructor(message: string, details: TokenEndpointErrorDetails = {}) {
     super(message, details, 'TOKENFLEET_UNSUPPORTED_GRANT_TYPE');
   }
 }
 
-/** The token endpoint answered 429, or the fleet is cooling down after one. */
+/** The token endpoint returned 429, or the fleet is cooling down after one. */
 export class RateLimitedError extends TokenfleetError {
   readonly status: number | undefined;
   readonly retryAfterMs: number;

@@ -32,7 +32,7 @@ export function storedLifetimeMs(remainingMs: number, skewMs: number): number {
 /**
  * Computes the PX of a token that the endpoint handed back unchanged, with `remainingMs` of
  * stated life. The margin stays whole instead of shrinking with the life, so the cache does not
- * ask again and again as the end nears; with no usable life left it returns 0.
+ * ask again and again as the end nears. With no usable life left it returns 0.
  */
 export function reusedLifetimeMs(remainingMs: number, marginMs: number): number {
   const lifetimeMs = Math.min(Math.floor(remainingMs - marginMs), MAX_STORED_LIFETIME_MS);

@@ -4,7 +4,7 @@ import type { Logger } from 'pino';
 import type { RedisTokenStore, StoredToken } from './redis-store.js';
 import type { TokenCacheEvents } from './token-cache-types.js';
 
-/** After a failed Redis command, how long the cache serves from memory before it asks Redis again. */
+/** After a failed Redis command, how long the cache serves from memory before it reads Redis again. */
 const REDIS_RETRY_INTERVAL_MS = 1_000;
 
 export interface RedisHealthOptions {

@@ -191,7 +191,7 @@ export class RedisTokenStore {
     return { written: Number(reply[0]) === 1, storedGeneration: Number(reply[1]) };
   }
 
-  /** Deletes the record while it holds the token with SHA-256 `tokenHash`, then publishes. */
+  /** Deletes the record while it contains the token with SHA-256 `tokenHash`, then publishes. */
   async deleteIfHash(tokenHash: string, message: string): Promise<boolean> {
     const reply = await this.#run('delete token', () =>
       this.#script('tokenfleetDeleteTokenIfHash')(
@@ -214,7 +214,7 @@ export class RedisTokenStore {
   }
 
   /**
-   * Returns the PTTL of the fleet lock in milliseconds, 0 when nobody holds it, and Infinity for
+   * Returns the PTTL of the fleet lock in milliseconds, 0 when the lock is free, and Infinity for
    * a lock key without expiry (set by hand), which only an operator can clear.
    */
   async lockPttl(): Promise<number> {

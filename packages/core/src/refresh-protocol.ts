@@ -274,7 +274,7 @@ export class RefreshProtocol {
   /**
    * Reads a token that another pod stored with a generation above `generation` after this pod's
    * token request failed. A pod that was paused past its lock, so that its request timed out,
-   * then serves the token that the next lock holder fetched. Returns undefined when Redis holds
+   * then serves the token that the next lock holder fetched. Returns undefined when Redis stores
    * no newer token or cannot be read.
    */
   async #readNewerThan(generation: number): Promise<FlightResult | undefined> {

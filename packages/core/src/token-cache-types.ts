@@ -6,7 +6,7 @@ export type TokenSource = 'memory' | 'redis' | 'upstream';
 /** Why a refresh ran. */
 export type RefreshReason = 'missing' | 'refresh-ahead' | 'forced' | 'renewal' | 'invalidated';
 
-/** A token and what the cache knows about it. */
+/** A token and its metadata in the cache. */
 export interface TokenInfo {
   /** The bearer token; never logged. */
   token: string;
@@ -25,7 +25,7 @@ export interface RenewResult {
    * job has nothing to do.
    */
   outcome: 'refreshed' | 'fresh' | 'superseded';
-  /** The generation that Redis holds after the run. */
+  /** The generation that Redis stores after the run. */
   generation: number;
   /** Life left of that generation's token, in milliseconds. */
   remainingMs: number;

@@ -359,7 +359,7 @@ class FleetTokenCache extends EventEmitter<TokenCacheEvents> implements TokenCac
       return undefined;
     }
     if (this.#isInvalidated(record.h, now)) {
-      // A read answered after invalidate() may still carry the token it deleted.
+      // A read that returns after invalidate() may still carry the token it deleted.
       return undefined;
     }
     // The PTTL was read at some point of the round trip; counting from its start keeps the
