@@ -6,44 +6,20 @@ import {
   type TokenCache,
   type TokenCacheOptions,
 } from '@tokenfleet/core';
-import { type MockOAuthServer, startMockOAuthServer } from '@tokenfleet/mock-oauth';
 import { Registry } from 'prom-client';
-import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest';
-import {
-  mockProvider,
-  type SpawnedRedisServerLike,
-  spawnRedisServer,
-  uniquePrefix,
-} from './review-helpers.js';
+import { describe, expect, it } from 'vitest';
+import { mockProvider, uniquePrefix, useReviewEnvironment } from './review-helpers.js';
 
-let redisServer: SpawnedRedisServerLike;
-let server: MockOAuthServer;
-const caches: TokenCache[] = [];
-
-beforeAll(async () => {
-  redisServer = await spawnRedisServer();
-  server = await startMockOAuthServer({ preset: 'staging' });
-});
-
-afterEach(async () => {
-  await Promise.all(caches.splice(0).map((cache) => cache.close()));
-  server.clearFaults();
-  server.resetCounts();
-});
-
-afterAll(async () => {
-  await server.close();
-  await redisServer.stop();
-});
+const env = useReviewEnvironment();
 
 function newCache(prefix: string, overrides: Partial<TokenCacheOptions> = {}): TokenCache {
   const cache = createTokenCache({
-    redis: redisServer.url,
+    redis: env.redisServer.url,
     keyPrefix: prefix,
-    provider: mockProvider(server),
+    provider: mockProvider(env.server),
     ...overrides,
   });
-  caches.push(cache);
+  env.track(cache);
   return cache;
 }
 
@@ -81,7 +57,7 @@ describe('the metrics of refreshes', () => {
   it('counts a response with expires_in 0 as a failed refresh', async () => {
     const registry = new Registry();
     const cache = newCache(uniquePrefix('review-metrics'), { metricsRegistry: registry });
-    server.setFaults({ overrideFields: { expires_in: 0 } });
+    env.server.setFaults({ overrideFields: { expires_in: 0 } });
 
     await expect(cache.getToken()).rejects.toMatchObject({
       code: 'TOKENFLEET_INVALID_TOKEN_RESPONSE',
@@ -98,15 +74,15 @@ describe('the metrics of refreshes', () => {
     const cache = createTokenCache({
       redis: 'redis://127.0.0.1:1',
       keyPrefix: uniquePrefix('review-metrics-down'),
-      provider: mockProvider(server),
+      provider: mockProvider(env.server),
       redisTimeoutMs: 300,
       metricsRegistry: registry,
     });
-    caches.push(cache);
+    env.track(cache);
 
     await cache.getToken();
 
-    expect(server.counts().tokenRequests).toBe(1);
+    expect(env.server.counts().tokenRequests).toBe(1);
     expect(await metricValue(registry, 'tokenfleet_refreshes_total', { outcome: 'success' })).toBe(
       1,
     );

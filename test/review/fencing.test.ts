@@ -1,45 +1,23 @@
 // A pod paused past its lock must not store its older token after the newer record expired or
 // was invalidated: with an upstream that revokes the previous token on each new one, that older
 // token is already revoked.
-import { createTokenCache, type TokenCache, type TokenProvider } from '@tokenfleet/core';
-import { type MockOAuthServer, startMockOAuthServer } from '@tokenfleet/mock-oauth';
-import { Redis } from 'ioredis';
-import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest';
+import { createTokenCache, type TokenProvider } from '@tokenfleet/core';
+import { describe, expect, it } from 'vitest';
 import {
   CLIENT_SECRET,
   mockProvider,
-  type SpawnedRedisServerLike,
-  spawnRedisServer,
   uniquePrefix,
+  useReviewEnvironment,
 } from './review-helpers.js';
 
-let redisServer: SpawnedRedisServerLike;
-let redis: Redis;
-let server: MockOAuthServer;
-const caches: TokenCache[] = [];
-
-beforeAll(async () => {
-  redisServer = await spawnRedisServer();
-  redis = new Redis(redisServer.url);
-  server = await startMockOAuthServer({ preset: 'staging' });
-});
-
-afterEach(async () => {
-  await Promise.all(caches.splice(0).map((cache) => cache.close()));
-});
-
-afterAll(async () => {
-  redis.disconnect();
-  await server.close();
-  await redisServer.stop();
-});
+const env = useReviewEnvironment();
 
 /**
  * The mock provider, paused between the token response and the return of requestToken(): what a
  * pod frozen by GC, SIGSTOP or a VM pause looks like to the rest of the fleet.
  */
 function pausedProvider(gate: Promise<void>): TokenProvider {
-  const base = mockProvider(server);
+  const base = mockProvider(env.server);
   return {
     name: base.name,
     identity: base.identity,
@@ -55,20 +33,20 @@ function pausedProvider(gate: Promise<void>): TokenProvider {
 
 describe('a pod paused past its lock while the newer token is invalidated', () => {
   it('does not store its older, revoked token', async () => {
-    server.setFaults({ revokePrevious: true });
+    env.server.setFaults({ revokePrevious: true });
     const prefix = uniquePrefix('review-fencing');
     let resume = (): void => {};
     const gate = new Promise<void>((resolve) => {
       resume = resolve;
     });
-    const options = { redis: redisServer.url, keyPrefix: prefix, requestTimeoutMs: 500 };
+    const options = { redis: env.redisServer.url, keyPrefix: prefix, requestTimeoutMs: 500 };
     const paused = createTokenCache({
       ...options,
       lockTtlMs: 1_600,
       provider: pausedProvider(gate),
     });
-    const other = createTokenCache({ ...options, provider: mockProvider(server) });
-    caches.push(paused, other);
+    const other = createTokenCache({ ...options, provider: mockProvider(env.server) });
+    env.track(paused, other);
 
     // Generation 1: the token response arrives, then the pod stalls past its lock TTL.
     const late = paused.getTokenInfo();
@@ -82,13 +60,13 @@ describe('a pod paused past its lock while the newer token is invalidated', () =
     resume();
     await late;
     const served = await other.getToken();
-    const stored = await redis.get(`${prefix}:{${other.id}}:token`);
+    const stored = await env.redis.get(`${prefix}:{${other.id}}:token`);
 
     const storedGeneration = stored === null ? undefined : (JSON.parse(stored) as { g: number }).g;
 
     expect({
       olderGenerationStored: storedGeneration === 1,
-      servedIsActive: server.isTokenActive(served),
+      servedIsActive: env.server.isTokenActive(served),
     }).toEqual({ olderGenerationStored: false, servedIsActive: true });
   }, 20_000);
 });

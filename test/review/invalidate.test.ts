@@ -1,47 +1,20 @@
 // invalidate() and pub/sub races.
 import { setTimeout as sleep } from 'node:timers/promises';
 import { createTokenCache, type TokenCache, type TokenCacheOptions } from '@tokenfleet/core';
-import { type MockOAuthServer, startMockOAuthServer } from '@tokenfleet/mock-oauth';
 import { Redis } from 'ioredis';
-import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest';
-import {
-  mockProvider,
-  type SpawnedRedisServerLike,
-  spawnRedisServer,
-  uniquePrefix,
-} from './review-helpers.js';
+import { describe, expect, it } from 'vitest';
+import { mockProvider, uniquePrefix, useReviewEnvironment } from './review-helpers.js';
 
-let redisServer: SpawnedRedisServerLike;
-let redis: Redis;
-let server: MockOAuthServer;
-const caches: TokenCache[] = [];
-
-beforeAll(async () => {
-  redisServer = await spawnRedisServer();
-  redis = new Redis(redisServer.url);
-  server = await startMockOAuthServer({ preset: 'staging' });
-});
-
-afterEach(async () => {
-  await Promise.all(caches.splice(0).map((cache) => cache.close()));
-  server.clearFaults();
-  server.resetCounts();
-});
-
-afterAll(async () => {
-  await redis.quit();
-  await server.close();
-  await redisServer.stop();
-});
+const env = useReviewEnvironment();
 
 function newCache(prefix: string, overrides: Partial<TokenCacheOptions> = {}): TokenCache {
   const cache = createTokenCache({
-    redis: redisServer.url,
+    redis: env.redisServer.url,
     keyPrefix: prefix,
-    provider: mockProvider(server),
+    provider: mockProvider(env.server),
     ...overrides,
   });
-  caches.push(cache);
+  env.track(cache);
   return cache;
 }
 
@@ -52,25 +25,25 @@ describe('a read that started before an invalidation and is answered after its m
   // keeps the revoked token in verified memory and serves it with no I/O until its deadline.
   it('does not keep serving the invalidated token', async () => {
     const prefix = uniquePrefix('review-invalidate-race');
-    const shared = new Redis(redisServer.url);
+    const shared = new Redis(env.redisServer.url);
     const pod = newCache(prefix, { redis: shared });
     const other = newCache(prefix);
     const revoked = await other.getToken();
-    await redis.set(`${prefix}:big`, 'x'.repeat(64 * 1024 * 1024));
+    await env.redis.set(`${prefix}:big`, 'x'.repeat(64 * 1024 * 1024));
     await sleep(100);
 
     // The application reads a large value on the shared client; the pod's read queues behind it.
     const big = shared.getBuffer(`${prefix}:big`);
     const first = pod.getToken();
     await sleep(5);
-    server.revokeToken(revoked);
+    env.server.revokeToken(revoked);
     // Another pod got a 401 for that token and invalidated it everywhere.
     await other.invalidate(revoked);
     await Promise.all([big, first]);
     await sleep(200);
 
     const later = await pod.getToken();
-    await redis.del(`${prefix}:big`);
+    await env.redis.del(`${prefix}:big`);
     shared.disconnect();
 
     expect(later === revoked).toBe(false);
@@ -90,6 +63,6 @@ describe('an invalidated message for an old token after a newer refresh', () => 
     await sleep(100);
 
     expect(await Promise.all(pods.map((pod) => pod.getToken()))).toEqual([newer, newer, newer]);
-    expect(server.counts().tokenRequests).toBe(2);
+    expect(env.server.counts().tokenRequests).toBe(2);
   });
 });

@@ -5,45 +5,26 @@ import {
   type TokenCache,
   type TokenCacheOptions,
 } from '@tokenfleet/core';
-import { type MockOAuthServer, startMockOAuthServer } from '@tokenfleet/mock-oauth';
-import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest';
+import { describe, expect, it } from 'vitest';
 import {
   mockProvider,
-  type SpawnedRedisServerLike,
   settledWithin,
-  spawnRedisServer,
   uniquePrefix,
+  useReviewEnvironment,
 } from './review-helpers.js';
 
-let redisServer: SpawnedRedisServerLike;
-let server: MockOAuthServer;
-const caches: TokenCache[] = [];
-
-beforeAll(async () => {
-  redisServer = await spawnRedisServer();
-  server = await startMockOAuthServer({ preset: 'staging' });
-});
-
-afterEach(async () => {
-  await Promise.all(caches.splice(0).map((cache) => cache.close()));
-  server.resetCounts();
-});
-
-afterAll(async () => {
-  await server.close();
-  await redisServer.stop();
-});
+const env = useReviewEnvironment();
 
 /** Creates a cache, or returns the TypeError that rejects the options (either outcome is acceptable). */
 function tryCreate(overrides: Partial<TokenCacheOptions>): TokenCache | TypeError {
   try {
     const cache = createTokenCache({
-      redis: redisServer.url,
+      redis: env.redisServer.url,
       keyPrefix: uniquePrefix('review-options'),
-      provider: mockProvider(server),
+      provider: mockProvider(env.server),
       ...overrides,
     });
-    caches.push(cache);
+    env.track(cache);
     return cache;
   } catch (error) {
     return error as TypeError;

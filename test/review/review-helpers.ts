@@ -1,10 +1,12 @@
 // Shared pieces of the review reproductions: each file starts its own redis-server and mock token
 // endpoint on 127.0.0.1, so SIGSTOP, kills and INFO commandstats affect no other test run.
 import { Writable } from 'node:stream';
-import { quiqup, type TokenProvider } from '@tokenfleet/core';
-import type { MockOAuthServer } from '@tokenfleet/mock-oauth';
-import type { Redis } from 'ioredis';
+import { quiqup, type TokenCache, type TokenProvider } from '@tokenfleet/core';
+import { type MockOAuthServer, startMockOAuthServer } from '@tokenfleet/mock-oauth';
+import { Redis } from 'ioredis';
 import { type Logger, pino } from 'pino';
+import { afterAll, afterEach, beforeAll } from 'vitest';
+import { type SpawnedRedisServer, spawnRedisServer } from '../harness/index.js';
 
 export { spawnRedisServer, uniquePrefix } from '../harness/index.js';
 
@@ -82,3 +84,65 @@ export function signalRedis(pid: number | undefined, signal: 'SIGSTOP' | 'SIGCON
 }
 
 export type { SpawnedRedisServer as SpawnedRedisServerLike } from '../harness/index.js';
+
+/** Servers that one test file starts for itself, and the caches its tests open. */
+export interface ReviewEnvironment {
+  readonly redisServer: SpawnedRedisServer;
+  /** A client on that server, for reading keys and INFO. */
+  readonly redis: Redis;
+  readonly server: MockOAuthServer;
+  /** Registers caches to be closed after the current test. */
+  track(...opened: TokenCache[]): void;
+}
+
+/**
+ * Starts a redis-server and a staging mock token endpoint for the calling test file. After each
+ * test it closes the tracked caches and clears the mock's faults and counts; after the file it
+ * stops both servers.
+ */
+export function useReviewEnvironment(): ReviewEnvironment {
+  let redisServer: SpawnedRedisServer | undefined;
+  let redis: Redis | undefined;
+  let server: MockOAuthServer | undefined;
+  const caches: TokenCache[] = [];
+
+  beforeAll(async () => {
+    redisServer = await spawnRedisServer();
+    redis = new Redis(redisServer.url);
+    server = await startMockOAuthServer({ preset: 'staging' });
+  });
+
+  afterEach(async () => {
+    await Promise.all(caches.splice(0).map((cache) => cache.close()));
+    server?.clearFaults();
+    server?.resetCounts();
+  });
+
+  afterAll(async () => {
+    redis?.disconnect();
+    await server?.close();
+    await redisServer?.stop();
+  });
+
+  return {
+    get redisServer() {
+      return started(redisServer);
+    },
+    get redis() {
+      return started(redis);
+    },
+    get server() {
+      return started(server);
+    },
+    track(...opened) {
+      caches.push(...opened);
+    },
+  };
+}
+
+function started<T>(value: T | undefined): T {
+  if (value === undefined) {
+    throw new Error('the review environment is used before beforeAll started it');
+  }
+  return value;
+}

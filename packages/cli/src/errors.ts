@@ -42,7 +42,7 @@ export class UsageError extends CliError {
 }
 
 /** No Redis server could be found or started for the demo. */
-export class RedisUnavailableError extends CliError {
+export class RedisNotFoundError extends CliError {
   constructor(message: string, options?: { cause?: unknown }) {
     super('TOKENFLEET_CLI_REDIS_UNAVAILABLE', message, EXIT_FAILURE, options);
   }

@@ -11,7 +11,7 @@ export {
   EXIT_FAILURE,
   EXIT_OK,
   EXIT_USAGE,
-  RedisUnavailableError,
+  RedisNotFoundError,
   UsageError,
 } from './errors.js';
 export type { CliIo } from './output.js';

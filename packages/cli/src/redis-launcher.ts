@@ -5,7 +5,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { setTimeout as sleep } from 'node:timers/promises';
 import { checkRedisUrl, redactUrl } from './config.js';
-import { RedisUnavailableError } from './errors.js';
+import { RedisNotFoundError } from './errors.js';
 
 /** How long a spawned redis-server may take to reply to PING, in milliseconds. */
 const DEFAULT_START_TIMEOUT_MS = 10_000;
@@ -54,7 +54,7 @@ export interface LaunchRedisOptions {
 /**
  * Finds a Redis server for the demo: the given URL; else a `redis-server` started on a free
  * loopback port with persistence off; else a container through testcontainers when that package
- * is installed and a Docker engine responds. Raises `RedisUnavailableError` saying how to get one
+ * is installed and a Docker engine responds. Raises `RedisNotFoundError` saying how to get one
  * when none of these works.
  */
 export async function launchRedis(options: LaunchRedisOptions = {}): Promise<LaunchedRedis> {
@@ -90,7 +90,7 @@ export async function launchRedis(options: LaunchRedisOptions = {}): Promise<Lau
     }
   }
 
-  throw new RedisUnavailableError(
+  throw new RedisNotFoundError(
     `no Redis server found (${failures.join('; ')}): set REDIS_URL or pass --redis-url, ` +
       'or install redis-server (apt-get install redis-server)',
   );

@@ -1,5 +1,5 @@
 import { describe, expect, it } from 'vitest';
-import { RedisUnavailableError, UsageError } from '../src/errors.js';
+import { RedisNotFoundError, UsageError } from '../src/errors.js';
 import { launchRedis, repliesToPing } from '../src/redis-launcher.js';
 
 const INSTALL_HINT =
@@ -46,7 +46,7 @@ describe('launchRedis', () => {
         testcontainers: false,
       });
 
-      await expect(launching).rejects.toThrowError(RedisUnavailableError);
+      await expect(launching).rejects.toThrowError(RedisNotFoundError);
       await expect(launching).rejects.toThrowError(
         `no Redis server found (tokenfleet-no-such-redis-server: not found on PATH): ${INSTALL_HINT}`,
       );

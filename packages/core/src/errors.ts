@@ -107,7 +107,7 @@ export class RateLimitedError extends TokenfleetError {
   }
 }
 
-/** The token endpoint failed in a way that may pass: 5xx, a reset connection, no answer. */
+/** The token endpoint failed in a way that may pass: 5xx, a reset connection, no response. */
 export class TokenEndpointError extends TokenfleetError {
   readonly status: number | undefined;
   readonly bodyPreview: string | undefined;
@@ -127,7 +127,7 @@ export class TokenEndpointError extends TokenfleetError {
   }
 }
 
-/** The token endpoint did not answer within `requestTimeoutMs`. */
+/** The token endpoint did not respond within `requestTimeoutMs`. */
 export class TokenEndpointTimeoutError extends TokenEndpointError {
   readonly timeoutMs: number;
 
@@ -138,13 +138,13 @@ export class TokenEndpointTimeoutError extends TokenEndpointError {
 }
 
 /**
- * The token endpoint answered, but not with a usable token: not JSON, no `access_token`, an
+ * The token endpoint responded, but not with a usable token: not JSON, no `access_token`, an
  * invalid `expires_in` or a `token_type` other than bearer. Nothing from it is stored or sent.
  */
 export class InvalidTokenResponseError extends TokenfleetError {
   readonly status: number | undefined;
   readonly bodyPreview: string | undefined;
-  /** Which check failed, such as `expires_in must be a finite number >= 0`. */
+  /** The check that failed, such as `expires_in must be a finite number >= 0`. */
   readonly reason: string;
   /** Set while the fleet waits before asking again after such a response. */
   readonly retryAfterMs: number | undefined;
@@ -178,6 +178,14 @@ export class TokenCacheClosedError extends TokenfleetError {
   }
 }
 
+/** Creates a caller-mistake `TypeError` with Node's `ERR_INVALID_ARG_TYPE` or `ERR_INVALID_ARG_VALUE` code. */
+export function invalidArgument(
+  code: 'ERR_INVALID_ARG_TYPE' | 'ERR_INVALID_ARG_VALUE',
+  message: string,
+): TypeError & { code: string } {
+  return Object.assign(new TypeError(message), { code });
+}
+
 /**
  * Cuts a response body down to a preview of at most {@link BODY_PREVIEW_MAX_CHARS} characters,
  * with whole JSON `access_token` values masked. Callers that hold the parsed body mask more
@@ -200,8 +208,8 @@ export function isTokenfleetError(
   return error instanceof TokenfleetError && (code === undefined || error.code === code);
 }
 
-// util.inspect shows own properties only, which never include a secret, so the default is safe;
-// this hook keeps the output short for log lines that print a whole error.
+// util.inspect shows own properties only, which never include a secret, so the default is safe.
+// This hook keeps the output short for log lines that print a whole error.
 Object.defineProperty(TokenfleetError.prototype, inspect.custom, {
   value(this: TokenfleetError, depth: number, options: object, inspectFn: typeof inspect) {
     return `${this.stack ?? this.message} ${inspectFn(this.toJSON(), { ...options, depth })}`;

@@ -9,7 +9,7 @@ import {
 } from './errors.js';
 
 /**
- * Longest life the cache stores, in milliseconds (365 days). An endpoint that states more is
+ * Maximum life the cache stores, in milliseconds (365 days). An endpoint that states more is
  * taken at this value, so a bogus `expires_in` such as 1e300 never reaches Redis or a timer.
  */
 export const MAX_STORED_LIFETIME_MS = 365 * 24 * 3_600_000;
@@ -39,7 +39,7 @@ export function reusedLifetimeMs(remainingMs: number, marginMs: number): number 
   return lifetimeMs >= 1 ? lifetimeMs : 0;
 }
 
-/** What the cooldown key holds: enough to raise the same kind of error on every pod. */
+/** The value of the cooldown key: enough to raise the same kind of error on every pod. */
 interface CooldownValue {
   code: string;
   message: string;

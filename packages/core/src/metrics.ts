@@ -1,10 +1,10 @@
 import { Counter, Gauge, Histogram, type Registry } from 'prom-client';
 import type { RefreshReason } from './token-cache-types.js';
 
-/** Where a token came from, as counted by `tokenfleet_cache_hits_total`. */
+/** The layer a token came from, as counted by `tokenfleet_cache_hits_total`. */
 export type CacheLayer = 'memory' | 'redis' | 'upstream';
 
-/** How a refresh ended, as counted by `tokenfleet_refreshes_total`. */
+/** The outcome of a refresh, as counted by `tokenfleet_refreshes_total`. */
 export type RefreshOutcome = 'success' | 'failure' | 'fenced' | 'skipped';
 
 /** Live state that one cache reports when the registry is scraped. */

@@ -1,6 +1,7 @@
 import type { Cluster, Redis } from 'ioredis';
 import type { Logger } from 'pino';
 import type { Registry } from 'prom-client';
+import { invalidArgument } from './errors.js';
 import { LOCK_DRIFT_FACTOR } from './fleet-lock.js';
 import type { TokenProvider } from './provider.js';
 import { type SealingKey, validateSealingKeys } from './seal.js';
@@ -358,16 +359,20 @@ function assertTimerDelay(path: string, delayMs: number): number {
   return delayMs;
 }
 
-/** A `TypeError` with Node's `ERR_INVALID_ARG_TYPE` code. */
+/** Creates the `ERR_INVALID_ARG_TYPE` error for option `path`. */
 export function invalidArgType(path: string, expected: string, actual: unknown): TypeError {
-  const error = new TypeError(`"${path}" must be ${expected}, received ${describe(actual)}`);
-  return Object.assign(error, { code: 'ERR_INVALID_ARG_TYPE' });
+  return invalidArgument(
+    'ERR_INVALID_ARG_TYPE',
+    `"${path}" must be ${expected}, received ${describe(actual)}`,
+  );
 }
 
-/** A `TypeError` with Node's `ERR_INVALID_ARG_VALUE` code. */
+/** Creates the `ERR_INVALID_ARG_VALUE` error for option `path`. */
 export function invalidArgValue(path: string, expected: string, actual: unknown): TypeError {
-  const error = new TypeError(`"${path}" must be ${expected}, received ${describe(actual)}`);
-  return Object.assign(error, { code: 'ERR_INVALID_ARG_VALUE' });
+  return invalidArgument(
+    'ERR_INVALID_ARG_VALUE',
+    `"${path}" must be ${expected}, received ${describe(actual)}`,
+  );
 }
 
 function describe(value: unknown): string {

@@ -17,8 +17,8 @@ export interface RedisHealthOptions {
 }
 
 /**
- * Whether one cache's Redis answers. After a failed command the cache serves memory alone and
- * asks Redis again once REDIS_RETRY_INTERVAL_MS has passed.
+ * Tracks whether one cache's Redis responds. After a failed command the cache serves memory
+ * alone and reads Redis again once REDIS_RETRY_INTERVAL_MS has passed.
  */
 export class RedisHealth {
   readonly #store: RedisTokenStore;
@@ -42,7 +42,7 @@ export class RedisHealth {
     return this.#degraded;
   }
 
-  /** Whether the pause after the last failed command has ended at `now`. */
+  /** Returns whether the pause after the last failed command has ended at `now`. */
   isRetryDue(now: number): boolean {
     return now >= this.#redisRetryAt;
   }

@@ -74,7 +74,7 @@ function isFrame(line: string): boolean {
   return line.startsWith('    at ');
 }
 
-/** What one read of a token returns. */
+/** The result of one read of a token. */
 export interface StoredToken {
   /** The raw record value, or undefined when none is stored. */
   value: string | undefined;

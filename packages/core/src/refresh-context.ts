@@ -33,7 +33,7 @@ export interface RefreshHost {
   entryFromStore(stored: StoredToken, now: number): MemoryEntry | undefined;
   /** Lets reads bring back a token hash that was invalidated, once the endpoint issued it again. */
   clearInvalidated(hash: string): void;
-  /** Records a failed Redis command: memory is served alone until Redis answers again. */
+  /** Records a failed Redis command: memory is served alone until Redis responds again. */
   onRedisFailure(error: unknown): void;
   refreshAheadMs(lifetimeMs: number): number;
   /** Throws TokenCacheClosedError once close() has started. */

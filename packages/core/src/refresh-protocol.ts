@@ -14,7 +14,7 @@ import type { RefreshReason } from './token-cache-types.js';
 import { cooledDown, FencedWriteError, TokenIssuer } from './token-issuer.js';
 import type { TokenSubscription } from './token-subscription.js';
 
-/** Longest single wait for another pod's refresh before the lock and Redis are checked again. */
+/** Maximum single wait for another pod's refresh before the lock and Redis are checked again. */
 const LOCK_CHECK_INTERVAL_MS = 2_000;
 
 /** First back-off after a failed background refresh, doubled up to `retry.maxDelayMs`. */
@@ -331,7 +331,7 @@ export class RefreshProtocol {
       })
       .catch((err: unknown) => {
         this.#backgroundFailures += 1;
-        // At least the base delay whatever retry.maxDelayMs says, and never before a cooldown or
+        // At least the base delay whatever retry.maxDelayMs sets, and never before a cooldown or
         // Retry-After ends: a background refresh must not become a polling loop.
         const capMs = Math.max(this.#options.retry.maxDelayMs, BACKGROUND_RETRY_BASE_MS);
         const backoffMs = Math.min(

@@ -1,4 +1,5 @@
 import { createCipheriv, createDecipheriv, createHash, hkdfSync, randomBytes } from 'node:crypto';
+import { invalidArgument } from './errors.js';
 
 /** AES-256 takes a 32-byte key. */
 const KEY_BYTES = 32;
@@ -220,8 +221,4 @@ function assertNonEmptyString(value: unknown, path: string): asserts value is st
   if (value === '') {
     throw invalidArgument('ERR_INVALID_ARG_VALUE', `"${path}" must be a non-empty string`);
   }
-}
-
-function invalidArgument(code: 'ERR_INVALID_ARG_TYPE' | 'ERR_INVALID_ARG_VALUE', message: string) {
-  return Object.assign(new TypeError(message), { code });
 }

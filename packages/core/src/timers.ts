@@ -1,3 +1,4 @@
+import { invalidArgument } from './errors.js';
 /**
  * Node's timers store the delay in a signed 32-bit integer: a larger delay (Quiqup production
  * tokens live 7 days, renewals may wait longer) is silently replaced by 1 ms and fires at once.
@@ -125,8 +126,4 @@ function assertDelay(delayMs: number): void {
       `"delayMs" must be a finite number >= 0 (received ${delayMs})`,
     );
   }
-}
-
-function invalidArgument(code: 'ERR_INVALID_ARG_TYPE' | 'ERR_INVALID_ARG_VALUE', message: string) {
-  return Object.assign(new TypeError(message), { code });
 }

@@ -1,9 +1,9 @@
 import type { EventEmitter } from 'node:events';
 
-/** Where `getTokenInfo()` found the token. */
+/** The layer in which `getTokenInfo()` found the token. */
 export type TokenSource = 'memory' | 'redis' | 'upstream';
 
-/** Why a refresh ran. */
+/** The reason a refresh ran. */
 export type RefreshReason = 'missing' | 'refresh-ahead' | 'forced' | 'renewal' | 'invalidated';
 
 /** A token and its metadata in the cache. */
@@ -86,7 +86,7 @@ export interface RefreshFailedEvent {
 
 /** Payload of the `degraded` event. */
 export interface DegradedEvent {
-  /** What failed: `redis` when Redis could not be read or written. */
+  /** The failed component: `redis` when Redis could not be read or written. */
   cause: 'redis';
   err: Error;
 }

@@ -3,7 +3,7 @@ import { EventEmitter } from 'node:events';
 import { performance } from 'node:perf_hooks';
 import type { Cluster, Redis } from 'ioredis';
 import { type Logger, pino } from 'pino';
-import { TokenCacheClosedError } from './errors.js';
+import { invalidArgument, TokenCacheClosedError } from './errors.js';
 import { createRedlockFleetLock, type FleetLock } from './fleet-lock.js';
 import { readTokenStatus } from './inspect-tokens.js';
 import { buildTokenKeys, computeTokenId, hashToken, type TokenKeys } from './keys.js';
@@ -194,9 +194,7 @@ class FleetTokenCache extends EventEmitter<TokenCacheEvents> implements TokenCac
   async invalidate(token: string): Promise<boolean> {
     this.#assertOpen();
     if (typeof token !== 'string' || token.length === 0) {
-      throw Object.assign(new TypeError('"token" must be a non-empty string'), {
-        code: 'ERR_INVALID_ARG_TYPE',
-      });
+      throw invalidArgument('ERR_INVALID_ARG_TYPE', '"token" must be a non-empty string');
     }
 
     const hash = hashToken(token);
@@ -235,9 +233,7 @@ class FleetTokenCache extends EventEmitter<TokenCacheEvents> implements TokenCac
   async renew(generation: number): Promise<RenewResult> {
     this.#assertOpen();
     if (!Number.isSafeInteger(generation) || generation < 0) {
-      throw Object.assign(new TypeError('"generation" must be a non-negative integer'), {
-        code: 'ERR_INVALID_ARG_VALUE',
-      });
+      throw invalidArgument('ERR_INVALID_ARG_VALUE', '"generation" must be a non-negative integer');
     }
 
     const result = await this.#refresher.joinFlight(
@@ -435,7 +431,7 @@ class FleetTokenCache extends EventEmitter<TokenCacheEvents> implements TokenCac
     }
     const now = performance.now();
     // NOTE: `px` is the life left at publish time, so the deadline runs late by the message's
-    // delivery time (milliseconds on one network); `skewMs` covers it, the message carries no
+    // delivery time (milliseconds on one network), and `skewMs` covers it. The message carries no
     // clock reading because pods' clocks need not agree.
     if (
       message.type === 'refreshed' &&

@@ -253,14 +253,14 @@ export class TokenIssuer {
     let pxMs = 0;
     if (error instanceof RateLimitedError) {
       // `Retry-After: 0` or a past date still gets a short cooldown: without one, every caller
-      // of every pod would send its own request while the endpoint keeps answering 429.
+      // of every pod would send its own request while the endpoint keeps returning 429.
       pxMs = Math.max(error.retryAfterMs, MIN_RATE_LIMIT_COOLDOWN_MS);
     } else if (error instanceof ClientRejectedError) {
       pxMs = this.#options.rejectedClientCooldownMs;
     } else if (error instanceof InvalidTokenResponseError) {
       pxMs = INVALID_RESPONSE_COOLDOWN_MS;
     } else if (error instanceof TokenEndpointError && error.retryAfterMs !== undefined) {
-      // A 503 with `Retry-After` asks the whole fleet to wait, just as a 429 does.
+      // A 503 with `Retry-After` tells the whole fleet to wait, just as a 429 does.
       pxMs = error.retryAfterMs;
     }
     if (pxMs > 0) {

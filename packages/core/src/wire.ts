@@ -16,7 +16,7 @@ import type { TokenGrant } from './provider.js';
  */
 export const DEFAULT_RETRY_AFTER_MS = 30_000;
 
-/** Shortest wait after a 429, in milliseconds, whatever `Retry-After` says. */
+/** Shortest wait after a 429, in milliseconds, whatever `Retry-After` sets. */
 export const MIN_RATE_LIMIT_WAIT_MS = 1_000;
 
 /**

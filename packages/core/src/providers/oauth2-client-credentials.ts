@@ -1,3 +1,4 @@
+import { invalidArgument } from '../errors.js';
 import type { TokenProvider, TokenRequestContext } from '../provider.js';
 import {
   checkClientOptions,
@@ -5,7 +6,6 @@ import {
   checkNonEmptyString,
   createProvider,
   globalFetch,
-  invalidArgument,
   sendTokenRequest,
   shortClientId,
   type TokenRequest,

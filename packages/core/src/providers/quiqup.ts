@@ -1,10 +1,10 @@
+import { invalidArgument } from '../errors.js';
 import type { TokenProvider, TokenRequestContext } from '../provider.js';
 import {
   checkClientOptions,
   checkHttpUrl,
   createProvider,
   globalFetch,
-  invalidArgument,
   sendTokenRequest,
   shortClientId,
 } from './send-token-request.js';

@@ -1,4 +1,10 @@
-import { TokenEndpointError, TokenEndpointTimeoutError, TokenfleetError } from '../errors.js';
+import {
+  invalidArgument,
+  TokenEndpointError,
+  TokenEndpointTimeoutError,
+  TokenfleetError,
+} from '../errors.js';
+
 import type { TokenGrant, TokenProvider, TokenRequestContext } from '../provider.js';
 import { processTokenResponse } from '../wire.js';
 
@@ -156,14 +162,6 @@ export function checkHttpUrl(value: unknown, path: string): URL {
     );
   }
   return url;
-}
-
-/** Builds the `TypeError` that Node raises for a bad argument, with its `code`. */
-export function invalidArgument(
-  code: 'ERR_INVALID_ARG_TYPE' | 'ERR_INVALID_ARG_VALUE',
-  message: string,
-): TypeError & { code: string } {
-  return Object.assign(new TypeError(message), { code });
 }
 
 /**
